@@ -1,0 +1,159 @@
+"""The data contract (DESIGN.md sections 3-5): names, orders, ranges and schemas.
+
+One place for every name the notebooks fixed: the 30 behavioural features in the
+autoencoder notebook's order, the LSTM notebook's action vocabulary, the padding
+length, and the input and output schemas of the nightly job.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import types as T
+
+# --- autoencoder notebook: 18 continuous then 12 binary features, in this order ---
+CONTINUOUS_FEATURES: tuple[str, ...] = (
+    "tap_duration",
+    "swipe_velocity",
+    "touch_pressure",
+    "tap_interval_avg",
+    "accel_variance",
+    "gyro_variance",
+    "battery_level",
+    "brightness_level",
+    "screen_on_time",
+    "time_of_day_sin",
+    "time_of_day_cos",
+    "wifi_id_hash",
+    "gps_latitude",
+    "gps_longitude",
+    "device_orientation",
+    "touch_area",
+    "touch_event_count",
+    "app_usage_time",
+)
+BINARY_FEATURES: tuple[str, ...] = (
+    "accel_variance_missing",
+    "gyro_variance_missing",
+    "charging_state",
+    "wifi_info_missing",
+    "gps_location_missing",
+    "day_of_week_mon",
+    "day_of_week_tue",
+    "day_of_week_wed",
+    "day_of_week_thu",
+    "day_of_week_fri",
+    "day_of_week_sat",
+    "day_of_week_sun",
+)
+FEATURES: tuple[str, ...] = CONTINUOUS_FEATURES + BINARY_FEATURES
+DAY_OF_WEEK_FEATURES: tuple[str, ...] = BINARY_FEATURES[5:]
+
+# Physical range of each continuous feature as the app sends it ("normalized"):
+# a value outside its range is corrupt, not unusual.
+SIGNED_FEATURES: frozenset[str] = frozenset({"time_of_day_sin", "time_of_day_cos"})
+
+
+def feature_range(name: str) -> tuple[float, float]:
+    """Closed interval a valid value of feature ``name`` lies in."""
+    if name in SIGNED_FEATURES:
+        return (-1.0, 1.0)
+    return (0.0, 1.0)
+
+
+# --- LSTM notebook: vocabulary (0 is padding and unknown actions) and length ---
+ACTIONS: dict[str, int] = {
+    "LOGIN": 1,
+    "VIEW_BALANCE": 2,
+    "VIEW_TRANSACTIONS": 3,
+    "TRANSFER_SMALL": 4,
+    "TRANSFER_LARGE": 5,
+    "CHANGE_PASSWORD": 6,
+    "ADD_RECIPIENT": 7,
+    "LOGOUT": 8,
+}
+ACTION_NAMES: dict[int, str] = {code: name for name, code in ACTIONS.items()}
+UNKNOWN_ACTION = 0
+VOCABULARY_SIZE = len(ACTIONS) + 1  # Embedding(input_dim=9)
+MAX_SEQ_LENGTH = 10
+
+# Thresholds the notebooks hard-coded.
+SEQ_BLOCK_THRESHOLD = 0.8
+AE_THRESHOLD_PERCENTILE = 95.0
+
+# Model names under paths.models.
+AE_MODEL = "behavior_autoencoder"
+SEQ_MODEL = "sequence_lstm"
+
+DECISIONS: tuple[str, ...] = ("ALLOW", "REVIEW", "BLOCK")
+
+# Attack kinds written by the generator; the sequence model learns the kinds whose
+# action sequence itself is the attack (the others show in behaviour only).
+ATTACK_KINDS: tuple[str, ...] = ("account_takeover", "bot", "social_engineering")
+SEQUENCE_ATTACK_KINDS: frozenset[str] = frozenset({"account_takeover", "social_engineering"})
+
+# --- input schemas (DESIGN.md section 3) ---
+SESSION_ID_COLUMNS: tuple[str, ...] = ("session_id", "user_id", "device_id")
+
+SESSIONS_SCHEMA = T.StructType(
+    [T.StructField(c, T.StringType(), True) for c in SESSION_ID_COLUMNS]
+    + [T.StructField("session_start", T.TimestampType(), True)]
+    + [T.StructField(c, T.DoubleType(), True) for c in CONTINUOUS_FEATURES]
+    + [T.StructField(c, T.IntegerType(), True) for c in BINARY_FEATURES]
+)
+
+ACTIONS_SCHEMA = T.StructType(
+    [
+        T.StructField("session_id", T.StringType(), True),
+        T.StructField("user_id", T.StringType(), True),
+        T.StructField("event_ts", T.TimestampType(), True),
+        T.StructField("seq_no", T.IntegerType(), True),
+        T.StructField("action", T.StringType(), True),
+        T.StructField("amount", T.DoubleType(), True),
+    ]
+)
+
+LABELS_SCHEMA = T.StructType(
+    [
+        T.StructField("session_id", T.StringType(), False),
+        T.StructField("user_id", T.StringType(), False),
+        T.StructField("is_attack", T.IntegerType(), False),
+        T.StructField("attack_kind", T.StringType(), True),
+        T.StructField("benign_oddity", T.StringType(), True),
+    ]
+)
+
+# --- output tables (DESIGN.md section 5) ---
+REASON_TYPE = T.StructType(
+    [
+        T.StructField("code", T.StringType(), False),
+        T.StructField("feature", T.StringType(), True),
+        T.StructField("value", T.DoubleType(), True),
+        T.StructField("contribution", T.DoubleType(), True),
+    ]
+)
+
+SCORED_SESSIONS_SCHEMA = T.StructType(
+    [
+        T.StructField("session_id", T.StringType(), False),
+        T.StructField("user_id", T.StringType(), True),
+        T.StructField("device_id", T.StringType(), True),
+        T.StructField("session_start", T.TimestampType(), True),
+        T.StructField("ae_error", T.DoubleType(), False),
+        T.StructField("ae_threshold", T.DoubleType(), False),
+        T.StructField("ae_is_anomaly", T.IntegerType(), False),
+        T.StructField("ae_risk_percent", T.DoubleType(), False),
+        T.StructField("seq_risk", T.DoubleType(), False),
+        T.StructField("seq_is_block", T.IntegerType(), False),
+        T.StructField("risk_score", T.DoubleType(), False),
+        T.StructField("decision", T.StringType(), False),
+        T.StructField("reasons", T.ArrayType(REASON_TYPE, False), False),
+        T.StructField("dq_flags", T.ArrayType(T.StringType(), False), False),
+        T.StructField("action_count", T.IntegerType(), False),
+        T.StructField("unknown_action_count", T.IntegerType(), False),
+        T.StructField("ae_model_version", T.StringType(), False),
+        T.StructField("seq_model_version", T.StringType(), False),
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("scored_at", T.TimestampType(), False),
+    ]
+)
+
+TABLES: tuple[str, ...] = ("scored_sessions", "review_queue", "quarantine", "run_log")

@@ -1,0 +1,62 @@
+"""Action sequences: ordering and encoding in Spark, padding as Keras ``pad_sequences`` does.
+
+``session_sequences`` is a pure DataFrame transform (action log -> one row per session with
+its ordered action tokens). ``pad_tokens`` is the notebook's ``pad_sequences(maxlen=10,
+padding='post')`` in numpy: more than 10 actions keep the last 10 (truncating='pre', the
+default), fewer are padded with 0 at the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from raksha import contract
+
+
+def _vocabulary_map() -> Column:
+    pairs = [F.lit(x) for name, code in contract.ACTIONS.items() for x in (name, code)]
+    return F.create_map(*pairs)
+
+
+def session_sequences(actions: DataFrame) -> DataFrame:
+    """session_id, action_tokens (all actions, ordered by event_ts then seq_no), counts."""
+    vocabulary = _vocabulary_map()
+    ordered = actions.groupBy("session_id").agg(
+        F.array_sort(F.collect_list(F.struct("event_ts", "seq_no", "action"))).alias("events")
+    )
+    tokens = F.transform("events", lambda e: F.coalesce(vocabulary[e["action"]], F.lit(contract.UNKNOWN_ACTION)))
+    return ordered.select(
+        "session_id",
+        tokens.alias("action_tokens"),
+    ).select(
+        "session_id",
+        "action_tokens",
+        F.size("action_tokens").cast("int").alias("action_count"),
+        F.size(F.filter("action_tokens", lambda t: t == contract.UNKNOWN_ACTION)).cast("int").alias("unknown_action_count"),
+    )
+
+
+def last_window(tokens: Column) -> Column:
+    """The last MAX_SEQ_LENGTH tokens of an array column (what the notebook's padding keeps)."""
+    n = contract.MAX_SEQ_LENGTH
+    return F.slice(tokens, F.greatest(F.lit(1), F.size(tokens) - (n - 1)), n)
+
+
+def encode_actions(actions: Sequence[str]) -> list[int]:
+    """The notebook's ``[ACTIONS.get(a, 0) for a in action_sequence]``."""
+    return [contract.ACTIONS.get(a, contract.UNKNOWN_ACTION) for a in actions]
+
+
+def pad_tokens(sequences: Sequence[Sequence[int]], maxlen: int = contract.MAX_SEQ_LENGTH) -> np.ndarray:
+    """``pad_sequences(sequences, maxlen=maxlen, padding='post')`` (int32, truncating='pre')."""
+    out = np.zeros((len(sequences), maxlen), dtype=np.int32)
+    for i, seq in enumerate(sequences):
+        if seq is None:
+            continue
+        kept = np.asarray(seq, dtype=np.int32)[-maxlen:]
+        out[i, : len(kept)] = kept
+    return out
