@@ -127,6 +127,7 @@ REASON_TYPE = T.StructType(
         T.StructField("code", T.StringType(), False),
         T.StructField("feature", T.StringType(), True),
         T.StructField("value", T.DoubleType(), True),
+        T.StructField("expected", T.DoubleType(), True),
         T.StructField("contribution", T.DoubleType(), True),
     ]
 )
@@ -156,4 +157,62 @@ SCORED_SESSIONS_SCHEMA = T.StructType(
     ]
 )
 
-TABLES: tuple[str, ...] = ("scored_sessions", "review_queue", "quarantine", "run_log")
+
+QUARANTINE_SCHEMA = T.StructType(
+    [
+        T.StructField("session_id", T.StringType(), True),
+        T.StructField("user_id", T.StringType(), True),
+        T.StructField("session_start", T.TimestampType(), True),
+        T.StructField("reason", T.StringType(), False),
+        T.StructField("reasons", T.ArrayType(T.StringType(), False), False),
+        T.StructField("record", T.StringType(), False),  # the input row as JSON
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("quarantined_at", T.TimestampType(), False),
+    ]
+)
+
+REVIEW_QUEUE_SCHEMA = T.StructType(
+    [
+        T.StructField("queue_rank", T.IntegerType(), False),
+        T.StructField("session_id", T.StringType(), False),
+        T.StructField("user_id", T.StringType(), True),
+        T.StructField("device_id", T.StringType(), True),
+        T.StructField("session_start", T.TimestampType(), True),
+        T.StructField("decision", T.StringType(), False),
+        T.StructField("risk_score", T.DoubleType(), False),
+        T.StructField("ae_risk_percent", T.DoubleType(), False),
+        T.StructField("seq_risk", T.DoubleType(), False),
+        T.StructField("reasons", T.ArrayType(REASON_TYPE, False), False),
+        T.StructField("audit", T.BooleanType(), False),
+        T.StructField("run_id", T.StringType(), False),
+    ]
+)
+
+RUN_LOG_SCHEMA = T.StructType(
+    [
+        T.StructField("run_id", T.StringType(), False),
+        T.StructField("status", T.StringType(), False),  # SUCCEEDED or FAILED
+        T.StructField("message", T.StringType(), True),
+        T.StructField("started_at", T.TimestampType(), False),
+        T.StructField("finished_at", T.TimestampType(), False),
+        T.StructField("duration_s", T.DoubleType(), False),
+        T.StructField("counts", T.MapType(T.StringType(), T.LongType(), False), False),
+        T.StructField("decisions", T.MapType(T.StringType(), T.LongType(), False), False),
+        T.StructField("ae_model_version", T.StringType(), True),
+        T.StructField("seq_model_version", T.StringType(), True),
+        T.StructField("model_checksums", T.MapType(T.StringType(), T.StringType(), False), False),
+        T.StructField("ae_threshold", T.DoubleType(), True),
+        T.StructField("model_loads", T.MapType(T.StringType(), T.LongType(), False), False),
+        T.StructField("timings_s", T.MapType(T.StringType(), T.DoubleType(), False), False),
+        T.StructField("config_hash", T.StringType(), False),
+        T.StructField("code_version", T.StringType(), False),
+        T.StructField("spark_master", T.StringType(), False),
+    ]
+)
+
+OUTPUT_SCHEMAS: dict[str, T.StructType] = {
+    "scored_sessions": SCORED_SESSIONS_SCHEMA,
+    "review_queue": REVIEW_QUEUE_SCHEMA,
+    "quarantine": QUARANTINE_SCHEMA,
+    "run_log": RUN_LOG_SCHEMA,
+}

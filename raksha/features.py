@@ -75,3 +75,50 @@ def ae_outputs(ae_error: np.ndarray, threshold: float) -> pd.DataFrame:
             "ae_risk_percent": np.minimum(100.0, ae_error / threshold * 100.0),
         }
     )
+
+
+def _reason_code(feature: str, value: float, expected: float) -> str:
+    name = feature.upper()
+    if feature in contract.BINARY_FEATURES:
+        return name if value >= 0.5 else f"NOT_{name}"
+    return f"{name}_{'HIGH' if value > expected else 'LOW'}"
+
+
+def ae_reasons(
+    features: pd.DataFrame, x: np.ndarray, reconstructed: np.ndarray, scaler: Scaler, top: int = 3
+) -> list[list[dict[str, object]]]:
+    """The ``top`` features with the largest share of each row's reconstruction error.
+
+    ``value`` is what the session sent and ``expected`` what the model reconstructed, both in
+    the input's units (continuous features un-scaled); ``contribution`` is the feature's share
+    of the row's squared error (0-1). A missing value is reported as null (it was filled with 0).
+    """
+    squared = np.square(x - reconstructed)
+    total = squared.sum(axis=1, keepdims=True)
+    share = np.divide(squared, total, out=np.zeros_like(squared), where=total > 0)
+    n_cont = len(contract.CONTINUOUS_FEATURES)
+    expected = np.asarray(reconstructed, dtype=np.float64).copy()
+    expected[:, :n_cont] = expected[:, :n_cont] * scaler.scale + scaler.mean
+    observed = features[list(contract.FEATURES)].astype("float64").to_numpy()
+    # stable order: largest share first, ties by feature position
+    order = np.argsort(-share, axis=1, kind="stable")[:, :top]
+    out: list[list[dict[str, object]]] = []
+    for row, columns in enumerate(order):
+        reasons = []
+        for col in columns:
+            if share[row, col] <= 0:
+                continue
+            name = contract.FEATURES[col]
+            value = observed[row, col]
+            value_or_fill = 0.0 if np.isnan(value) else value
+            reasons.append(
+                {
+                    "code": _reason_code(name, value_or_fill, expected[row, col]),
+                    "feature": name,
+                    "value": None if np.isnan(value) else float(value),
+                    "expected": float(expected[row, col]),
+                    "contribution": float(share[row, col]),
+                }
+            )
+        out.append(reasons)
+    return out

@@ -14,7 +14,7 @@ import pandas as pd
 
 from raksha import contract
 from raksha.artifacts import ModelVersion
-from raksha.features import Scaler, ae_outputs, behavior_matrix, reconstruction_error
+from raksha.features import Scaler, ae_outputs, ae_reasons, behavior_matrix, reconstruction_error
 from raksha.sequences import pad_tokens
 
 log = logging.getLogger(__name__)
@@ -57,10 +57,14 @@ class BehaviorScorer:
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         return _predict(self.model, x.astype(np.float32))
 
-    def score(self, features: pd.DataFrame) -> pd.DataFrame:
-        """ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent for each row of ``features``."""
+    def score(self, features: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
+        """ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent (and ae_reasons) per row."""
         x = behavior_matrix(features, self.scaler)
-        return ae_outputs(reconstruction_error(x, self.reconstruct(x)), self.threshold)
+        reconstructed = self.reconstruct(x)
+        out = ae_outputs(reconstruction_error(x, reconstructed), self.threshold)
+        if with_reasons:
+            out["ae_reasons"] = ae_reasons(features, x, reconstructed, self.scaler)
+        return out
 
 
 class SequenceScorer:

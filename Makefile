@@ -1,0 +1,45 @@
+# Raksha: `make help` lists the targets.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+DAY    ?= 2026-11-01
+DEMO   := data/demo
+DEMO_SETS := --set paths.sessions=$(DEMO)/raw/sessions --set paths.actions=$(DEMO)/raw/action_log \
+	--set paths.labels=$(DEMO)/raw/labels --set paths.warehouse=$(DEMO)/warehouse \
+	--set paths.metastore=$(DEMO)/metastore --set paths.staging=$(DEMO)/staging
+
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test lint format bench models clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## create .venv with the pinned dependencies and raksha installed
+
+$(VENV)/.installed: setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	# Keras 2 for the tests that write model files as the notebooks did (no second TensorFlow)
+	$(BIN)/pip install -q --no-deps tf-keras==2.21.0
+	touch $@
+
+demo: setup ## generate one day of sample data, score it with the shipped models, print a summary
+	$(BIN)/raksha generate --start-date $(DAY) --days 1 --sessions-per-day 20000 $(DEMO_SETS)
+	$(BIN)/raksha score --date $(DAY) $(DEMO_SETS)
+
+test: setup ## run the test suite
+	$(BIN)/python -m pytest -q tests
+
+lint: setup ## ruff lint and format check
+	$(BIN)/ruff check raksha jobs tests
+	$(BIN)/ruff format --check raksha jobs tests
+
+format: setup ## ruff format in place
+	$(BIN)/ruff format raksha jobs tests
+
+models: setup ## retrain the shipped default models in models/ on generated data
+	$(BIN)/python -m raksha.shipped_models
+
+clean: ## remove generated data (not the venv)
+	rm -rf data spark-warehouse metastore_db derby.log

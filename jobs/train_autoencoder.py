@@ -1,0 +1,20 @@
+"""spark-submit jobs/train_autoencoder.py --start-date D1 --end-date D2 [--conf FILE] [--set k=v]"""
+
+from __future__ import annotations
+
+import sys
+
+from raksha.jobs import date_window_args, run_job
+from raksha.train import train_autoencoder
+
+
+def main(argv: list[str] | None = None) -> int:
+    def body(spark, cfg, args):
+        version = train_autoencoder(spark, cfg, args.start_date, args.end_date, promote=True)
+        print(f"wrote and promoted {version.name}/{version.version}")
+
+    return run_job("train_autoencoder", argv, date_window_args, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,20 @@
+"""spark-submit jobs/train_sequence_model.py --start-date D1 --end-date D2 [--conf FILE] [--set k=v]"""
+
+from __future__ import annotations
+
+import sys
+
+from raksha.jobs import date_window_args, run_job
+from raksha.train import train_sequence
+
+
+def main(argv: list[str] | None = None) -> int:
+    def body(spark, cfg, args):
+        version = train_sequence(spark, cfg, args.start_date, args.end_date, promote=True)
+        print(f"wrote and promoted {version.name}/{version.version}")
+
+    return run_job("train_sequence_model", argv, date_window_args, body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,196 @@
+"""The ``raksha`` command line (DESIGN.md section 9).
+
+Every command takes ``--conf FILE`` (overlays on conf/base.yaml, in order) and ``--set
+key=value`` (applied last). Exit code 0 only on success; a failure prints one line saying
+what and where.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+from collections.abc import Sequence
+
+from raksha.config import Config, load_config
+
+log = logging.getLogger("raksha")
+
+
+def _date(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): '{text}'") from None
+
+
+def common_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--conf", action="append", default=[], metavar="FILE", help="config overlay (repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = common_parser()
+    parser = argparse.ArgumentParser(prog="raksha", description="Nightly fraud scoring of mobile-banking sessions.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", parents=[common], help="write synthetic sessions, actions and labels")
+    p.add_argument("--start-date", type=_date, required=True)
+    p.add_argument("--days", type=int, default=1)
+    p.add_argument("--sessions-per-day", type=int, required=True)
+    p.add_argument("--attack-rate", type=float, default=None)
+    p.add_argument("--seed", type=int, default=None)
+
+    for name, what in (("train-autoencoder", "autoencoder"), ("train-sequence", "sequence model")):
+        p = sub.add_parser(name, parents=[common], help=f"train a new {what} version from a date window")
+        p.add_argument("--start-date", type=_date, required=True)
+        p.add_argument("--end-date", type=_date, required=True)
+        p.add_argument("--no-promote", action="store_true", help="write the version without promoting it")
+
+    p = sub.add_parser("import-legacy", parents=[common], help="import the notebooks' model files")
+    p.add_argument("--from", dest="from_dir", required=True, metavar="DIR")
+
+    p = sub.add_parser("score", parents=[common], help="the nightly job: score one day")
+    p.add_argument("--date", type=_date, required=True)
+
+    p = sub.add_parser("promote", parents=[common], help="promote a model version")
+    p.add_argument("--model", required=True)
+    p.add_argument("--version", required=True)
+
+    p = sub.add_parser("sql", parents=[common], help="run one SQL statement against the catalog")
+    p.add_argument("statement")
+    return parser
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("py4j", "tensorflow", "absl", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        cfg = load_config(args.conf, args.set)
+        return COMMANDS[args.command](cfg, args)
+    except KeyboardInterrupt:
+        print("raksha: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one line: what and where
+        log.debug("failure", exc_info=True)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"raksha {args.command}: error: {first}", file=sys.stderr)
+        return 1
+
+
+def cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.synthetic import generate
+
+    summary = generate(
+        start_date=args.start_date,
+        days=args.days,
+        sessions_per_day=args.sessions_per_day,
+        attack_rate=cfg.get("generate.attack_rate") if args.attack_rate is None else args.attack_rate,
+        seed=cfg.get("generate.seed") if args.seed is None else args.seed,
+        sessions_root=cfg.path("sessions"),
+        actions_root=cfg.path("actions"),
+        labels_root=cfg.path("labels"),
+        users_per_1000_sessions=int(cfg.get("generate.users_per_1000_sessions")),
+    )
+    print(f"generated {summary}")
+    print(f"  sessions: {cfg.path('sessions')}\n  actions:  {cfg.path('actions')}\n  labels:   {cfg.path('labels')}")
+    return 0
+
+
+def with_spark(cfg: Config, app: str, body):
+    from raksha.spark_session import build_session
+
+    spark = build_session(cfg, app)
+    try:
+        return body(spark)
+    finally:
+        spark.stop()
+
+
+def cmd_train_autoencoder(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.train import train_autoencoder
+
+    version = with_spark(cfg, "raksha-train-autoencoder",
+                         lambda spark: train_autoencoder(spark, cfg, args.start_date, args.end_date,
+                                                         promote=not args.no_promote))
+    print(f"wrote {version.name}/{version.version} (threshold {version.threshold:.6f})"
+          f"{'' if args.no_promote else ', promoted'}")
+    return 0
+
+
+def cmd_train_sequence(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.train import train_sequence
+
+    version = with_spark(cfg, "raksha-train-sequence",
+                         lambda spark: train_sequence(spark, cfg, args.start_date, args.end_date,
+                                                      promote=not args.no_promote))
+    metrics = version.manifest.get("metrics", {})
+    print(f"wrote {version.name}/{version.version} (held-out ROC-AUC {metrics.get('roc_auc')})"
+          f"{'' if args.no_promote else ', promoted'}")
+    return 0
+
+
+def cmd_import_legacy(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.legacy import import_legacy
+
+    ae, seq = import_legacy(args.from_dir, cfg.path("models"), promote=True)
+    print(f"imported and promoted {ae.name}/{ae.version} (threshold {ae.threshold:.6f}) and {seq.name}/{seq.version}")
+    return 0
+
+
+def cmd_score(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.daily import run
+    from raksha.report import print_run_summary
+
+    def body(spark):
+        result = run(spark, cfg, args.date)
+        print_run_summary(spark, cfg, result)
+        return result
+
+    with_spark(cfg, f"raksha-score-{args.date}", body)
+    return 0
+
+
+def cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.artifacts import promote
+
+    promote(cfg.path("models"), args.model, args.version)
+    print(f"promoted {args.model}/{args.version}")
+    return 0
+
+
+def cmd_sql(cfg: Config, args: argparse.Namespace) -> int:
+    def body(spark):
+        spark.sql(args.statement).show(100, truncate=False)
+
+    with_spark(cfg, "raksha-sql", body)
+    return 0
+
+
+COMMANDS = {
+    "generate": cmd_generate,
+    "train-autoencoder": cmd_train_autoencoder,
+    "train-sequence": cmd_train_sequence,
+    "import-legacy": cmd_import_legacy,
+    "score": cmd_score,
+    "promote": cmd_promote,
+    "sql": cmd_sql,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

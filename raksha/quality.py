@@ -1,0 +1,79 @@
+"""Row-level data quality: which sessions cannot be scored, and why.
+
+Pure DataFrame transforms. ``flag_sessions`` adds ``quarantine_reasons`` (array of reason
+codes, empty for a good row); the job scores the rows with no reason and quarantines the
+others, so sessions read = scored + quarantined always holds.
+
+Reason codes (``CODE`` or ``CODE:feature``):
+- ``MISSING_SESSION_ID``: session_id is null or blank;
+- ``DUPLICATE_SESSION_ID``: another row of the day has the same session_id. One row is kept:
+  the earliest session_start, then the smallest hash of the whole row (so the choice does not
+  depend on file order);
+- ``MISSING_SESSION_START`` / ``SESSION_START_OUTSIDE_DATE``;
+- ``NOT_FINITE:f``: NaN or infinity (a null is a missing value, not an error);
+- ``OUT_OF_RANGE:f``: outside the feature's physical range (contract.feature_range);
+- ``NOT_BINARY:f``: a binary feature that is not 0 or 1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+from raksha import contract
+
+REASONS_COLUMN = "quarantine_reasons"
+
+
+def _reason(condition: Column, code: str) -> Column:
+    return F.when(condition, F.lit(code))
+
+
+def row_reasons(day: dt.date) -> list[Column]:
+    """One nullable reason column per check (null when the row passes it)."""
+    start = F.lit(day.isoformat()).cast("timestamp")
+    end = F.lit((day + dt.timedelta(days=1)).isoformat()).cast("timestamp")
+    checks = [
+        _reason(F.col("session_id").isNull() | (F.trim("session_id") == ""), "MISSING_SESSION_ID"),
+        _reason(F.col("session_start").isNull(), "MISSING_SESSION_START"),
+        _reason((F.col("session_start") < start) | (F.col("session_start") >= end), "SESSION_START_OUTSIDE_DATE"),
+    ]
+    for name in contract.CONTINUOUS_FEATURES:
+        low, high = contract.feature_range(name)
+        value = F.col(name)
+        not_finite = F.isnan(value) | value.isin(float("inf"), float("-inf"))
+        checks.append(_reason(not_finite, f"NOT_FINITE:{name}"))
+        checks.append(_reason(~not_finite & ((value < low) | (value > high)), f"OUT_OF_RANGE:{name}"))
+    for name in contract.BINARY_FEATURES:
+        checks.append(_reason(~F.col(name).isin(0, 1), f"NOT_BINARY:{name}"))
+    return checks
+
+
+def flag_sessions(sessions: DataFrame, day: dt.date) -> DataFrame:
+    """``sessions`` plus ``quarantine_reasons``: the codes of every check the row fails."""
+    row_hash = F.xxhash64(*[F.col(c) for c in sessions.columns])
+    keep_order = Window.partitionBy("session_id").orderBy(F.col("session_start").asc_nulls_last(), row_hash)
+    duplicate = F.col("session_id").isNotNull() & (F.row_number().over(keep_order) > 1)
+    checks = row_reasons(day) + [_reason(duplicate, "DUPLICATE_SESSION_ID")]
+    return sessions.withColumn(REASONS_COLUMN, F.filter(F.array(*checks), lambda r: r.isNotNull()))
+
+
+def split_valid(flagged: DataFrame) -> tuple[DataFrame, DataFrame]:
+    """(rows to score without the reasons column, rows to quarantine with it)."""
+    ok = F.size(REASONS_COLUMN) == 0
+    return flagged.filter(ok).drop(REASONS_COLUMN), flagged.filter(~ok)
+
+
+def session_dq_flags() -> Column:
+    """Flags on a scored session that do not stop it from being scored."""
+    flags = [
+        F.when(F.col("action_count") == 0, F.lit("NO_ACTIONS")),
+        F.when(F.col("unknown_action_count") > 0, F.lit("UNKNOWN_ACTIONS")),
+        F.when(F.col("action_count") > contract.MAX_SEQ_LENGTH, F.lit("SEQUENCE_TRUNCATED")),
+    ]
+    nulls = [F.when(F.col(c).isNull(), F.lit(c)) for c in contract.FEATURES]
+    any_null = F.size(F.filter(F.array(*nulls), lambda c: c.isNotNull())) > 0
+    flags.append(F.when(any_null, F.lit("MISSING_FEATURES_FILLED")))
+    return F.filter(F.array(*flags), lambda f: f.isNotNull())

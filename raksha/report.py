@@ -1,0 +1,30 @@
+"""Short human summaries printed at the end of a command."""
+
+from __future__ import annotations
+
+from pyspark.sql import SparkSession
+
+from raksha import tables
+from raksha.config import Config
+
+
+def print_run_summary(spark: SparkSession, cfg: Config, result) -> None:
+    """Where the day's tables are and how many sessions got each decision (read from the catalog)."""
+    day = result.day.isoformat()
+    scored = tables.table_name(cfg, "scored_sessions")
+    rows = spark.sql(
+        f"SELECT decision, count(*) AS sessions FROM {scored} WHERE dt = '{day}' GROUP BY decision ORDER BY decision"
+    ).collect()
+    counts = result.counts
+    print(f"run {result.run_id}: {day}")
+    print(f"  sessions read {counts['sessions_read']}, scored {counts['sessions_scored']}, "
+          f"quarantined {counts['sessions_quarantined']}; review queue {counts['review_queue']} "
+          f"(overflow {counts['review_overflow']})")
+    print("  decisions (from the catalog):")
+    for row in rows:
+        print(f"    {row['decision']:<7} {row['sessions']}")
+    print("  tables:")
+    for table, name in result.tables.items():
+        print(f"    {name:<28} {tables.table_location(cfg, table)}/dt={day}")
+    print(f"  catalog: {cfg.path('metastore')} (database {cfg.get('catalog.database')})")
+    print(f"  query:   raksha sql \"select decision, count(*) from {scored} where dt = '{day}' group by decision\"")

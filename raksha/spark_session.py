@@ -1,0 +1,61 @@
+"""The one place a SparkSession is built from the configuration.
+
+Local mode by default (``spark.master``), any master URL otherwise; ``spark.master: null``
+takes the master given to spark-submit. The catalog is Hive-backed: an embedded Derby
+metastore under ``paths.metastore`` (shipped in the pyspark wheel), so tables outlive the job.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from raksha.config import Config
+
+log = logging.getLogger(__name__)
+
+# Environment the Python workers need; local-mode workers inherit the driver's environment,
+# cluster executors get it through spark.executorEnv.
+WORKER_ENV = {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def _conf_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
+    """A SparkSession with the configured master, Spark settings and the raksha catalog."""
+    # Without these the Python workers start the system python, which lacks our packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    for key, value in WORKER_ENV.items():
+        os.environ.setdefault(key, value)
+
+    metastore = cfg.path("metastore")
+    builder = SparkSession.builder.appName(app_name or cfg.get("spark.app_name"))
+    master = cfg.get("spark.master", None)
+    # Under spark-submit the JVM already has the master it was given: keep it.
+    if master and "PYSPARK_GATEWAY_PORT" not in os.environ:
+        builder = builder.master(master)
+    for key, value in (cfg.get("spark.conf") or {}).items():
+        builder = builder.config(key, _conf_value(value))
+    for key, value in WORKER_ENV.items():
+        builder = builder.config(f"spark.executorEnv.{key}", value)
+    if "://" not in metastore:
+        os.makedirs(metastore, exist_ok=True)
+    builder = (
+        builder.config("spark.sql.catalogImplementation", "hive")
+        .config("spark.sql.warehouse.dir", cfg.path("warehouse"))
+        .config(
+            "spark.hadoop.javax.jdo.option.ConnectionURL",
+            f"jdbc:derby:;databaseName={metastore}/metastore_db;create=true",
+        )
+        .config("spark.driver.extraJavaOptions", f"-Dderby.stream.error.file={metastore}/derby.log")
+    )
+    spark = builder.enableHiveSupport().getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    log.info("SparkSession on %s (Spark %s)", spark.sparkContext.master, spark.version)
+    return spark

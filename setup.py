@@ -1,0 +1,26 @@
+"""Raksha: nightly batch fraud scoring of mobile-banking sessions with Spark."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="raksha",
+    version="0.1.0",
+    description="Nightly Spark job scoring mobile-banking sessions with a behavioural autoencoder and an LSTM",
+    python_requires=">=3.11,<3.12",
+    packages=find_packages(include=["raksha", "raksha.*"]),
+    install_requires=[
+        "pyspark==4.3.0",
+        "tensorflow-cpu==2.21.0",
+        "keras==3.15.1",  # >= 3.14: safe_mode bypasses fixed
+        "pandas==2.3.3",  # PySpark 4.3 does not fully support pandas 3
+        "numpy==2.4.6",
+        "pyarrow==26.0.1",
+        "scikit-learn==1.9.1",
+        "joblib==1.6.0",
+        "pyyaml==6.0.3",
+    ],
+    extras_require={
+        "dev": ["pytest==9.0.3", "ruff==0.17.5"],
+    },
+    entry_points={"console_scripts": ["raksha=raksha.cli:main"]},
+)

@@ -1,0 +1,90 @@
+"""Small inline test data, written the way other producers would write it (pandas + pyarrow)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from raksha import contract
+
+NORMAL_ACTIONS = ["LOGIN", "VIEW_BALANCE", "VIEW_TRANSACTIONS", "TRANSFER_SMALL", "LOGOUT"]
+
+
+def random_features(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    data = {}
+    for name in contract.CONTINUOUS_FEATURES:
+        low, high = contract.feature_range(name)
+        data[name] = rng.uniform(low, high, n)
+    for name in contract.BINARY_FEATURES:
+        data[name] = rng.integers(0, 2, n).astype("int32")
+    return pd.DataFrame(data)
+
+
+def sessions_frame(day: dt.date, n: int, seed: int = 0, prefix: str = "s") -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp(day.isoformat(), tz="UTC")
+    frame = pd.DataFrame(
+        {
+            "session_id": [f"{prefix}{day:%Y%m%d}-{i:05d}" for i in range(n)],
+            "user_id": [f"u{i % max(1, n // 3):04d}" for i in range(n)],
+            "device_id": [f"d{i % max(1, n // 3):04d}" for i in range(n)],
+            "session_start": start + pd.to_timedelta(rng.integers(0, 86_399, n), unit="s"),
+        }
+    )
+    return pd.concat([frame, random_features(n, rng)], axis=1)
+
+
+def actions_frame(sessions: pd.DataFrame, seed: int = 0, sequences: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """Actions for each session: the given sequence, else LOGIN, random views, LOGOUT."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for sid, uid, start in zip(sessions["session_id"], sessions["user_id"], sessions["session_start"]):
+        seq = (sequences or {}).get(sid)
+        if seq is None:
+            seq = ["LOGIN"] + list(rng.choice(NORMAL_ACTIONS[1:4], rng.integers(1, 6))) + ["LOGOUT"]
+        for i, action in enumerate(seq):
+            rows.append((sid, uid, start + pd.Timedelta(seconds=5 * (i + 1)), i + 1, action, None))
+    return pd.DataFrame(rows, columns=["session_id", "user_id", "event_ts", "seq_no", "action", "amount"]).astype(
+        {"seq_no": "int32", "amount": "float64"}
+    )
+
+
+def write_partition(frame: pd.DataFrame, root: Path | str, day: dt.date, name: str = "part-0.parquet") -> Path:
+    folder = Path(root) / f"dt={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    frame.to_parquet(path, index=False, coerce_timestamps="us", allow_truncated_timestamps=False)
+    return path
+
+
+def write_untrained_models(models_root: Path | str, seed: int = 0) -> None:
+    """Promoted versions of both notebook networks with initial weights (plumbing tests only)."""
+    import keras
+
+    from raksha import architectures, artifacts
+    from raksha.features import Scaler
+
+    keras.utils.set_random_seed(seed)
+    n = len(contract.CONTINUOUS_FEATURES)
+    scaler = Scaler(np.full(n, 0.5), np.full(n, 0.25))
+    artifacts.write_version(
+        models_root,
+        contract.AE_MODEL,
+        {
+            "model.keras": architectures.model_to_bytes(architectures.build_autoencoder()),
+            "scaler.json": json.dumps(scaler.to_json()).encode(),
+        },
+        {"threshold": 1.0, "source": "test-untrained"},
+        promote_it=True,
+    )
+    artifacts.write_version(
+        models_root,
+        contract.SEQ_MODEL,
+        {"model.keras": architectures.model_to_bytes(architectures.build_sequence_model())},
+        {"block_threshold": 0.8, "source": "test-untrained"},
+        promote_it=True,
+    )
