@@ -1,0 +1,106 @@
+"""The whole nightly job on tiny Parquet in tmp_path, through the shared SparkSession."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import factories
+from raksha import tables
+from raksha.daily import run
+
+DAY = dt.date(2026, 3, 4)
+
+
+def _tree_digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def day_input(cfg):
+    sessions = factories.sessions_frame(DAY, 300, seed=1)
+    factories.write_partition(sessions, cfg.path("sessions"), DAY)
+    factories.write_partition(factories.actions_frame(sessions, seed=1), cfg.path("actions"), DAY)
+    factories.write_untrained_models(cfg.path("models"))
+    return sessions
+
+
+def test_every_session_scored_once_and_rerun_replaces_the_day(spark, cfg, day_input):
+    first = run(spark, cfg, DAY)
+    name = tables.table_name(cfg, "scored_sessions")
+    scored = spark.table(name).where(f"dt = '{DAY}'").toPandas()
+    assert sorted(scored["session_id"]) == sorted(day_input["session_id"])
+    assert first.counts["sessions_read"] == 300 == first.counts["sessions_scored"]
+    assert first.counts["sessions_quarantined"] == 0
+    assert set(scored["decision"]) <= {"ALLOW", "REVIEW", "BLOCK"}
+    assert (scored["run_id"] == first.run_id).all()
+
+    second = run(spark, cfg, DAY)
+    again = spark.table(name).where(f"dt = '{DAY}'").toPandas()
+    assert len(again) == 300 and again["session_id"].is_unique
+    assert (again["run_id"] == second.run_id).all()
+    columns = ["session_id", "ae_error", "ae_is_anomaly", "ae_risk_percent", "seq_risk", "seq_is_block", "decision"]
+    pd.testing.assert_frame_equal(
+        scored[columns].sort_values("session_id").reset_index(drop=True),
+        again[columns].sort_values("session_id").reset_index(drop=True),
+    )
+    # files under the day's folder are exactly the published rows (what DuckDB or pyarrow would read)
+    direct = pd.read_parquet(Path(cfg.path("warehouse")) / "scored_sessions" / f"dt={DAY}")
+    assert len(direct) == 300 and direct["session_id"].is_unique
+    # run_log keeps one row per run
+    runs = spark.table(tables.table_name(cfg, "run_log")).where(f"dt = '{DAY}'").collect()
+    assert sorted(r["run_id"] for r in runs) == sorted([first.run_id, second.run_id])
+    assert all(r["status"] == "SUCCEEDED" and r["counts"]["sessions_read"] == 300 for r in runs)
+
+
+def test_rerun_leaves_other_dates_untouched(spark, cfg, day_input):
+    other = DAY - dt.timedelta(days=1)
+    sessions = factories.sessions_frame(other, 40, seed=2)
+    factories.write_partition(sessions, cfg.path("sessions"), other)
+    factories.write_partition(factories.actions_frame(sessions), cfg.path("actions"), other)
+    run(spark, cfg, other)
+    other_folder = Path(cfg.path("warehouse")) / "scored_sessions" / f"dt={other}"
+    before = _tree_digest(other_folder)
+    run(spark, cfg, DAY)
+    run(spark, cfg, DAY)
+    assert _tree_digest(other_folder) == before
+    counts = spark.sql(f"select dt, count(*) n from {tables.table_name(cfg, 'scored_sessions')} group by dt").collect()
+    assert {r["dt"]: r["n"] for r in counts} == {str(other): 40, str(DAY): 300}
+
+
+def test_models_load_once_per_python_worker_not_per_batch(spark, cfg, day_input):
+    # conftest sets maxRecordsPerBatch=50: 300 sessions make several batches per model
+    result = run(spark, cfg, DAY)
+    for model in ("behavior_autoencoder", "sequence_lstm"):
+        loads = result.model_loads[f"{model}.loads"]
+        workers = result.model_loads[f"{model}.workers"]
+        batches = result.model_loads[f"{model}.batches"]
+        assert loads == workers >= 1, result.model_loads
+    assert result.model_loads["behavior_autoencoder.batches"] >= 6 > result.model_loads["behavior_autoencoder.loads"]
+    logged = spark.table(tables.table_name(cfg, "run_log")).where(f"run_id = '{result.run_id}'").first()
+    assert logged["model_loads"]["behavior_autoencoder.loads"] == result.model_loads["behavior_autoencoder.loads"]
+    assert batches >= 1
+
+
+def test_session_order_and_padding_follow_the_notebook(spark, cfg):
+    sessions = factories.sessions_frame(DAY, 3, seed=3)
+    ids = list(sessions["session_id"])
+    long_seq = ["LOGIN"] + ["VIEW_BALANCE"] * 12 + ["TRANSFER_LARGE"]
+    actions = factories.actions_frame(sessions, sequences={ids[0]: long_seq, ids[1]: ["LOGIN", "OPEN_CHAT", "LOGOUT"]})
+    actions = actions[actions["session_id"] != ids[2]]  # a session without actions
+    # shuffled rows; seq_no breaks a tie of event_ts
+    actions = actions.sample(frac=1.0, random_state=0)
+    factories.write_partition(sessions, cfg.path("sessions"), DAY)
+    factories.write_partition(actions, cfg.path("actions"), DAY)
+    factories.write_untrained_models(cfg.path("models"))
+    result = run(spark, cfg, DAY)
+    rows = {r["session_id"]: r for r in spark.table(tables.table_name(cfg, "scored_sessions")).collect()}
+    assert rows[ids[0]]["action_count"] == 14 and "SEQUENCE_TRUNCATED" in rows[ids[0]]["dq_flags"]
+    assert rows[ids[1]]["unknown_action_count"] == 1 and "UNKNOWN_ACTIONS" in rows[ids[1]]["dq_flags"]
+    assert rows[ids[2]]["action_count"] == 0 and "NO_ACTIONS" in rows[ids[2]]["dq_flags"]
+    assert result.counts["sessions_without_actions"] == 1
+    assert result.counts["unknown_actions"] == 1
