@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from raksha import artifacts, contract
+
+
+def _write(root: Path, name: str = contract.SEQ_MODEL, **fields):
+    return artifacts.write_version(root, name, {"model.keras": b"weights", "extra.json": b"{}"}, fields)
+
+
+def test_written_version_loads_with_every_checksum_checked(tmp_path):
+    version = _write(tmp_path, block_threshold=0.8)
+    artifacts.promote(tmp_path, version.name, version.version)
+    loaded = artifacts.load_version(tmp_path, contract.SEQ_MODEL)
+    assert loaded.version == version.version
+    assert loaded.files == {"model.keras": b"weights", "extra.json": b"{}"}
+    assert loaded.manifest["contract"]["vocabulary"] == contract.ACTIONS
+    assert set(loaded.manifest) >= {"name", "version", "created_at", "library_versions", "files"}
+
+
+def test_one_changed_byte_is_refused_naming_the_file(tmp_path):
+    version = _write(tmp_path)
+    path = tmp_path / version.name / version.version / "model.keras"
+    data = bytearray(path.read_bytes())
+    data[0] ^= 1
+    path.write_bytes(bytes(data))
+    with pytest.raises(artifacts.ArtifactError, match=r"checksum mismatch for .*model.keras"):
+        artifacts.load_version(tmp_path, version.name, version.version)
+
+
+def test_missing_file_and_missing_pointer_are_errors(tmp_path):
+    version = _write(tmp_path)
+    (tmp_path / version.name / version.version / "extra.json").unlink()
+    with pytest.raises(artifacts.ArtifactError, match=r"extra.json is missing"):
+        artifacts.load_version(tmp_path, version.name, version.version)
+    with pytest.raises(artifacts.ArtifactError, match=r"no promoted version"):
+        artifacts.load_version(tmp_path, version.name)
+
+
+def test_feature_order_differing_from_the_contract_is_refused_saying_where(tmp_path):
+    version = artifacts.write_version(tmp_path, contract.AE_MODEL, {"scaler.json": b"{}"}, {"threshold": 1.0})
+    manifest_path = tmp_path / version.name / version.version / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    order = manifest["contract"]["continuous_features"]
+    order[0], order[1] = order[1], order[0]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(artifacts.ArtifactError, match=r"position 0: model has 'swipe_velocity', contract 'tap_duration'"):
+        artifacts.load_version(tmp_path, version.name, version.version)
+
+
+def test_vocabulary_differing_from_the_contract_is_refused(tmp_path):
+    version = _write(tmp_path)
+    manifest_path = tmp_path / version.name / version.version / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["contract"]["vocabulary"]["LOGOUT"] = 9
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(artifacts.ArtifactError, match=r"'LOGOUT': model 9, contract 8"):
+        artifacts.load_version(tmp_path, version.name, version.version)
