@@ -44,6 +44,10 @@ def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
         builder = builder.config(key, _conf_value(value))
     for key, value in WORKER_ENV.items():
         builder = builder.config(f"spark.executorEnv.{key}", value)
+    if master and str(master).startswith("local"):
+        # a laptop run listens on loopback only
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
     if "://" not in metastore:
         os.makedirs(metastore, exist_ok=True)
     builder = (
