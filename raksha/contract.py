@@ -144,6 +144,8 @@ SCORED_SESSIONS_SCHEMA = T.StructType(
         T.StructField("ae_risk_percent", T.DoubleType(), False),
         T.StructField("seq_risk", T.DoubleType(), False),
         T.StructField("seq_is_block", T.IntegerType(), False),
+        T.StructField("seq_risk_max", T.DoubleType(), False),
+        T.StructField("seq_risk_max_window", T.IntegerType(), False),
         T.StructField("risk_score", T.DoubleType(), False),
         T.StructField("decision", T.StringType(), False),
         T.StructField("reasons", T.ArrayType(REASON_TYPE, False), False),
@@ -173,7 +175,10 @@ QUARANTINE_SCHEMA = T.StructType(
 
 REVIEW_QUEUE_SCHEMA = T.StructType(
     [
-        T.StructField("queue_rank", T.IntegerType(), False),
+        T.StructField("case_rank", T.IntegerType(), True),  # null for audit rows
+        T.StructField("case_id", T.StringType(), True),
+        T.StructField("case_sessions", T.IntegerType(), True),
+        T.StructField("rank_in_case", T.IntegerType(), True),
         T.StructField("session_id", T.StringType(), False),
         T.StructField("user_id", T.StringType(), True),
         T.StructField("device_id", T.StringType(), True),
@@ -182,6 +187,7 @@ REVIEW_QUEUE_SCHEMA = T.StructType(
         T.StructField("risk_score", T.DoubleType(), False),
         T.StructField("ae_risk_percent", T.DoubleType(), False),
         T.StructField("seq_risk", T.DoubleType(), False),
+        T.StructField("seq_risk_max", T.DoubleType(), False),
         T.StructField("reasons", T.ArrayType(REASON_TYPE, False), False),
         T.StructField("audit", T.BooleanType(), False),
         T.StructField("run_id", T.StringType(), False),

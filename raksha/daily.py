@@ -19,9 +19,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import raksha
-from raksha import artifacts, contract, inputs, model_cache, quality, tables
+from raksha import artifacts, contract, inputs, model_cache, quality, review, tables
 from raksha.config import Config
-from raksha.decisions import decide
+from raksha.decisions import decide, validate_policy
 from raksha.scoring import BroadcastModel, score_behavior, score_sequences
 from raksha.sequences import session_sequences
 
@@ -88,20 +88,6 @@ def quarantine_rows(bad: DataFrame, run_id: str, at: dt.datetime) -> DataFrame:
     )
 
 
-def review_queue(scored: DataFrame, capacity: int, run_id: str) -> DataFrame:
-    """REVIEW and BLOCK sessions, most risky first (ties by session_id), at most ``capacity``."""
-    from pyspark.sql import Window
-
-    ranking = Window.orderBy(F.col("risk_score").desc(), F.col("session_id").asc())
-    return (
-        scored.filter(F.col("decision").isin("REVIEW", "BLOCK"))
-        .withColumn("queue_rank", F.row_number().over(ranking).cast("int"))
-        .filter(F.col("queue_rank") <= capacity)
-        .withColumn("audit", F.lit(False))
-        .withColumn("run_id", F.lit(run_id))
-    )
-
-
 def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = None) -> RunResult:
     """Score ``day`` and publish scored_sessions, quarantine, review_queue and a run_log row."""
     run_id = run_id or new_run_id(day)
@@ -109,6 +95,7 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
     clock = time.monotonic()
     timings: dict[str, float] = {}
     log.info("run %s: scoring %s", run_id, day)
+    validate_policy(spark, cfg)
     ae_version = artifacts.load_version(cfg.path("models"), contract.AE_MODEL)
     seq_version = artifacts.load_version(cfg.path("models"), contract.SEQ_MODEL)
     base = {
@@ -178,7 +165,8 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult
     clock = time.monotonic()
     staged = tables.read_staged(spark, cfg, run_id, "scored_sessions", day)
     capacity = int(cfg.get("review.capacity"))
-    tables.stage(cfg, run_id, "review_queue", review_queue(staged, capacity, run_id), day)
+    queue = review.review_queue(staged, day, capacity, float(cfg.get("review.audit_rate")), run_id)
+    tables.stage(cfg, run_id, "review_queue", queue, day)
     stats = staged.agg(
         F.count("*").alias("scored"),
         F.count_distinct("session_id").alias("distinct_scored"),
@@ -186,10 +174,13 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult
         F.sum("unknown_action_count").alias("unknown_actions_in_scored"),
     ).first()
     quarantined = tables.read_staged(spark, cfg, run_id, "quarantine", day).count()
-    queued = tables.read_staged(spark, cfg, run_id, "review_queue", day).count()
+    queue_stats = tables.read_staged(spark, cfg, run_id, "review_queue", day).agg(
+        F.count_distinct("case_id").alias("cases"),
+        F.sum(F.when(~F.col("audit"), 1).otherwise(0)).alias("sessions"),
+        F.sum(F.when(F.col("audit"), 1).otherwise(0)).alias("audit"),
+    ).first()
     decisions = {d: 0 for d in contract.DECISIONS}
     decisions.update({r["decision"]: r["count"] for r in staged.groupBy("decision").count().collect()})
-    flagged = decisions["REVIEW"] + decisions["BLOCK"]
     known = F.col("action").isin(*contract.ACTIONS)
     orphan_actions = actions.join(sessions.select("session_id"), on="session_id", how="left_anti").count()
     counts = {
@@ -200,8 +191,10 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult
         "unknown_actions": actions.filter(~known | F.col("action").isNull()).count(),
         "orphan_actions": orphan_actions,
         "sessions_without_actions": int(stats["sessions_without_actions"] or 0),
-        "review_queue": queued,
-        "review_overflow": max(0, flagged - queued),
+        "review_cases": int(queue_stats["cases"] or 0),
+        "review_sessions": int(queue_stats["sessions"] or 0),
+        "review_audit_sessions": int(queue_stats["audit"] or 0),
+        "review_overflow_cases": review.overflow_cases(staged, capacity),
     }
     timings["audit"] = time.monotonic() - clock
     if sessions_read != counts["sessions_scored"] + quarantined:

@@ -2,47 +2,81 @@
 
 Pure DataFrame transforms over the scored columns.
 
-``risk_score`` (0-100) keeps ordering sessions above the thresholds, where the notebooks'
-``ae_risk_percent`` saturates at 100: the autoencoder's part is
-``100 * (1 - 2 ** (-ae_error / ae_threshold))`` (50 at the threshold, 75 at twice it, never
-100 for a finite error), the sequence model's part is ``100 * seq_risk``, and the score is the
-larger of the two. It is monotone in each model's raw output.
-
-The decision follows the notebooks: seq_risk above ``decision.seq_block_threshold`` blocks;
-an autoencoder anomaly is reviewed (``decision.review_on_ae_anomaly``); the rest is allowed.
+The decision policy lives in config (``decision.rules``): an ordered list of rules, each a
+Spark SQL condition over the scored columns and the decision it gives; the first rule that
+matches wins, ``decision.default`` otherwise. The defaults are the notebooks':
+``seq_risk > 0.8`` blocks, an autoencoder anomaly is reviewed. Rules are checked when the job
+starts, against the scored columns: a typo in a rule is an error before anything runs.
 """
 
 from __future__ import annotations
 
-from pyspark.sql import Column, DataFrame
+from collections.abc import Mapping
+
+from pyspark.errors import PySparkException
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from raksha import calibration, contract
 from raksha.config import Config, ConfigError
 
+# Columns a rule may use: the scored session's (risk_score included), before the decision.
+RULE_COLUMNS = [f for f in contract.SCORED_SESSIONS_SCHEMA.fields if f.name not in ("decision", "reasons")]
 
-def risk_score() -> Column:
-    ae_part = 100.0 * (1.0 - F.pow(F.lit(2.0), -F.col("ae_error") / F.col("ae_threshold")))
-    seq_part = 100.0 * F.col("seq_risk")
-    return F.greatest(ae_part, seq_part)
+
+def policy(cfg: Config) -> tuple[list[tuple[str, str]], str]:
+    """The configured rules as (condition, decision) pairs and the default decision, validated in form."""
+    rules = cfg.get("decision.rules")
+    default = cfg.get("decision.default")
+    if not isinstance(rules, list):
+        raise ConfigError("decision.rules must be a list of {when: <condition>, decision: <ALLOW|REVIEW|BLOCK>}")
+    parsed = []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, Mapping) or set(rule) != {"when", "decision"}:
+            raise ConfigError(f"decision.rules[{i}] must have exactly the keys 'when' and 'decision', got {rule!r}")
+        if rule["decision"] not in contract.DECISIONS:
+            raise ConfigError(f"decision.rules[{i}]: decision '{rule['decision']}' is not one of {contract.DECISIONS}")
+        parsed.append((str(rule["when"]), str(rule["decision"])))
+    if default not in contract.DECISIONS:
+        raise ConfigError(f"decision.default '{default}' is not one of {contract.DECISIONS}")
+    return parsed, default
+
+
+def validate_policy(spark: SparkSession, cfg: Config) -> None:
+    """Resolve every rule against the scored columns; an unknown column or bad syntax is an error."""
+    from pyspark.sql import types as T
+
+    empty = spark.createDataFrame([], T.StructType(RULE_COLUMNS))
+    rules, _ = policy(cfg)
+    for i, (condition, _) in enumerate(rules):
+        try:
+            empty.select(F.expr(condition).cast("boolean")).schema  # noqa: B018 - analysis happens here
+        except PySparkException as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ConfigError(f"decision.rules[{i}] '{condition}': {first}") from None
 
 
 def decision(cfg: Config) -> Column:
-    block_at = cfg.get("decision.seq_block_threshold")
-    review_on_ae = cfg.get("decision.review_on_ae_anomaly")
-    if not isinstance(block_at, (int, float)) or not 0.0 <= float(block_at) <= 1.0:
-        raise ConfigError(f"decision.seq_block_threshold must be a number in [0, 1], got {block_at!r}")
-    if not isinstance(review_on_ae, bool):
-        raise ConfigError(f"decision.review_on_ae_anomaly must be true or false, got {review_on_ae!r}")
-    review = (F.col("ae_is_anomaly") == 1) if review_on_ae else F.lit(False)
-    return (
-        F.when(F.col("seq_risk") > float(block_at), F.lit("BLOCK"))
-        .when(review, F.lit("REVIEW"))
-        .otherwise(F.lit("ALLOW"))
-    )
+    rules, default = policy(cfg)
+    out: Column | None = None
+    for condition, outcome in rules:
+        test = F.coalesce(F.expr(condition).cast("boolean"), F.lit(False))
+        out = F.when(test, F.lit(outcome)) if out is None else out.when(test, F.lit(outcome))
+    return F.lit(default) if out is None else out.otherwise(F.lit(default))
+
+
+def reasons() -> Column:
+    """The model that was more surprised speaks first; each contributes its top reasons."""
+    ae = F.coalesce(F.col("ae_reasons"), F.array())
+    seq = F.coalesce(F.col("seq_reasons"), F.array())
+    return F.when(F.col("seq_surprise") > F.col("ae_surprise"), F.concat(seq, ae)).otherwise(F.concat(ae, seq))
 
 
 def decide(scored: DataFrame, cfg: Config) -> DataFrame:
-    """Add risk_score, decision and reasons (the autoencoder's top features)."""
-    return scored.withColumn("risk_score", risk_score()).withColumn("decision", decision(cfg)).withColumn(
-        "reasons", F.coalesce(F.col("ae_reasons"), F.array())
+    """Add risk_score, decision and reasons; drop the per-model intermediates."""
+    return (
+        scored.withColumn("risk_score", calibration.risk_score_column(F.col("ae_surprise"), F.col("seq_surprise")))
+        .withColumn("decision", decision(cfg))
+        .withColumn("reasons", reasons())
+        .drop("ae_reasons", "seq_reasons", "ae_surprise", "seq_surprise")
     )

@@ -1,26 +1,30 @@
 """Deserialized, ready-to-run models: verified bytes in, numpy batches through.
 
 A scorer is built from a verified ``ModelVersion`` (see ``artifacts``) and runs whole
-batches; it never loops over rows. Built once per Python worker by ``model_cache``.
+batches; it never calls the model once per row. Built once per Python worker by
+``model_cache``. Besides the notebooks' outputs, each scorer says how unusual an output is
+against its version's reference distribution (``calibration``) and which inputs drove it.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-from raksha import contract
+from raksha import calibration, contract
 from raksha.artifacts import ModelVersion
 from raksha.features import Scaler, ae_outputs, ae_reasons, behavior_matrix, reconstruction_error
 from raksha.sequences import pad_tokens
 
 log = logging.getLogger(__name__)
 
-AE_FILES = ("model.keras", "scaler.json")
-SEQ_FILES = ("model.keras",)
+# Sequence reasons (occlusion) are computed for windows at least this risky.
+SEQ_REASON_MIN_RISK = 0.5
+TOP_REASONS = 3
 
 
 def pin_threads(threads: int) -> None:
@@ -40,8 +44,14 @@ def _predict(model, x: np.ndarray) -> np.ndarray:
     return np.asarray(model.predict_on_batch(x))
 
 
+def _reference(version: ModelVersion) -> list[float] | None:
+    reference = version.manifest.get("reference") or {}
+    quantiles = reference.get("quantiles")
+    return list(quantiles) if quantiles else None
+
+
 class BehaviorScorer:
-    """The autoencoder, its scaler and its threshold."""
+    """The autoencoder, its scaler, its threshold and its reference distribution."""
 
     def __init__(self, version: ModelVersion) -> None:
         from raksha.architectures import model_from_bytes
@@ -50,6 +60,7 @@ class BehaviorScorer:
         self.version = version.version
         self.scaler = Scaler.from_json(json.loads(version.files["scaler.json"]))
         self.threshold = float(version.manifest["threshold"])
+        self.reference = _reference(version)
         self.model = model_from_bytes(version.files["model.keras"], what)
         if tuple(self.model.input_shape) != (None, len(contract.FEATURES)):
             raise ValueError(f"{what}: input shape {self.model.input_shape}, expected (None, 30)")
@@ -57,18 +68,24 @@ class BehaviorScorer:
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         return _predict(self.model, x.astype(np.float32))
 
+    def surprise(self, ae_error: np.ndarray) -> np.ndarray:
+        if self.reference is None:
+            return calibration.fallback_surprise(ae_error, "ae", self.threshold)
+        return calibration.surprise(ae_error, self.reference)
+
     def score(self, features: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
-        """ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent (and ae_reasons) per row."""
+        """ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent, ae_surprise (and ae_reasons)."""
         x = behavior_matrix(features, self.scaler)
         reconstructed = self.reconstruct(x)
         out = ae_outputs(reconstruction_error(x, reconstructed), self.threshold)
+        out["ae_surprise"] = self.surprise(out["ae_error"].to_numpy())
         if with_reasons:
-            out["ae_reasons"] = ae_reasons(features, x, reconstructed, self.scaler)
+            out["ae_reasons"] = ae_reasons(features, x, reconstructed, self.scaler, TOP_REASONS)
         return out
 
 
 class SequenceScorer:
-    """The LSTM sequence classifier."""
+    """The LSTM sequence classifier and its reference distribution on normal sequences."""
 
     def __init__(self, version: ModelVersion, block_threshold: float = contract.SEQ_BLOCK_THRESHOLD) -> None:
         from raksha.architectures import model_from_bytes
@@ -76,6 +93,7 @@ class SequenceScorer:
         what = f"{version.name}/{version.version}"
         self.version = version.version
         self.block_threshold = block_threshold
+        self.reference = _reference(version)
         self.model = model_from_bytes(version.files["model.keras"], what)
         if tuple(self.model.input_shape) != (None, contract.MAX_SEQ_LENGTH):
             raise ValueError(f"{what}: input shape {self.model.input_shape}, expected (None, 10)")
@@ -84,7 +102,64 @@ class SequenceScorer:
         """Sigmoid output (float32, as Keras returns it) for padded (n, 10) token rows."""
         return _predict(self.model, padded.astype(np.int32)).reshape(-1)
 
-    def score(self, token_sequences) -> pd.DataFrame:
-        """seq_risk and seq_is_block for each sequence of action tokens."""
-        seq_risk = self.risk(pad_tokens(list(token_sequences))).astype(np.float64)
-        return pd.DataFrame({"seq_risk": seq_risk, "seq_is_block": (seq_risk > self.block_threshold).astype("int32")})
+    def surprise(self, seq_risk: np.ndarray) -> np.ndarray:
+        if self.reference is None:
+            return calibration.fallback_surprise(seq_risk, "seq")
+        return calibration.surprise(seq_risk, self.reference, logit=True)
+
+    def occlusion(self, padded: np.ndarray, risk: np.ndarray) -> np.ndarray:
+        """Drop in risk when each step is removed (later steps move up, padding follows): (n, 10)."""
+        n, width = padded.shape
+        drops = np.zeros((n, width))
+        if n == 0:
+            return drops
+        variants = np.zeros((n, width, width), dtype=np.int32)
+        for step in range(width):
+            kept = np.delete(padded, step, axis=1)
+            variants[:, step, : width - 1] = kept
+        occluded = self.risk(variants.reshape(n * width, width)).reshape(n, width)
+        drops = risk[:, None].astype(np.float64) - occluded
+        drops[padded == 0] = -np.inf  # padding and unknown steps are not reasons
+        return drops
+
+    def reasons(self, padded: np.ndarray, risk: np.ndarray, offsets: np.ndarray) -> list[list[dict[str, object]]]:
+        """Top steps by occlusion drop, each named with the step before it (``A -> B``)."""
+        out: list[list[dict[str, object]]] = [[] for _ in range(len(padded))]
+        risky = np.flatnonzero(risk >= SEQ_REASON_MIN_RISK)
+        if len(risky) == 0:
+            return out
+        drops = self.occlusion(padded[risky], risk[risky])
+        for row, drop in zip(risky, drops):
+            order = [i for i in np.argsort(-drop, kind="stable")[:TOP_REASONS] if drop[i] > 0]
+            for step in order:
+                before = contract.ACTION_NAMES.get(int(padded[row, step - 1]), "UNKNOWN") if step else "START"
+                before = "EARLIER" if not step and offsets[row] else before
+                action = contract.ACTION_NAMES.get(int(padded[row, step]), "UNKNOWN")
+                out[row].append({
+                    "code": f"{before} -> {action}",
+                    "feature": "actions",
+                    "value": float(offsets[row] + step + 1),  # position of the step in the session
+                    "expected": None,
+                    "contribution": float(drop[step]),
+                })
+        return out
+
+    def score(self, token_sequences: Sequence[Sequence[int]], offsets: Sequence[int] | None = None,
+              with_reasons: bool = True) -> pd.DataFrame:
+        """seq_risk, seq_is_block, seq_surprise (and seq_reasons) for each sequence of action tokens.
+
+        ``offsets`` is where each sequence starts in its session (0 when it is the session's
+        beginning); it only shifts the positions reported in the reasons.
+        """
+        padded = pad_tokens(list(token_sequences))
+        risk32 = self.risk(padded)
+        seq_risk = risk32.astype(np.float64)
+        out = pd.DataFrame({
+            "seq_risk": seq_risk,
+            "seq_is_block": (seq_risk > self.block_threshold).astype("int32"),
+            "seq_surprise": self.surprise(seq_risk),
+        })
+        if with_reasons:
+            starts = np.zeros(len(padded), dtype=np.int64) if offsets is None else np.asarray(offsets, dtype=np.int64)
+            out["seq_reasons"] = self.reasons(padded, risk32, starts)
+        return out

@@ -19,21 +19,23 @@ from pyspark.sql import types as T
 
 from raksha import contract, model_cache
 from raksha.artifacts import ModelVersion
-from raksha.sequences import last_window
 
+SEQ_RESULT = T.StructType(
+    [
+        T.StructField("seq_risk", T.DoubleType()),
+        T.StructField("seq_is_block", T.IntegerType()),
+        T.StructField("seq_surprise", T.DoubleType()),
+        T.StructField("seq_reasons", T.ArrayType(contract.REASON_TYPE)),
+    ]
+)
 AE_RESULT = T.StructType(
     [
         T.StructField("ae_error", T.DoubleType()),
         T.StructField("ae_threshold", T.DoubleType()),
         T.StructField("ae_is_anomaly", T.IntegerType()),
         T.StructField("ae_risk_percent", T.DoubleType()),
+        T.StructField("ae_surprise", T.DoubleType()),
         T.StructField("ae_reasons", T.ArrayType(contract.REASON_TYPE)),
-    ]
-)
-SEQ_RESULT = T.StructType(
-    [
-        T.StructField("seq_risk", T.DoubleType()),
-        T.StructField("seq_is_block", T.IntegerType()),
     ]
 )
 
@@ -65,7 +67,7 @@ def behavior_udf(model: BroadcastModel, threads: int, counter: Any):
 
 
 def sequence_udf(model: BroadcastModel, threads: int, counter: Any):
-    def score_sequences(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+    def score_windows(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         from raksha.scorers import SequenceScorer
 
         scorer = model_cache.get(model.key, lambda: SequenceScorer(model.broadcast.value), threads, counter)
@@ -73,7 +75,7 @@ def sequence_udf(model: BroadcastModel, threads: int, counter: Any):
             model_cache.note_batch(counter, model.name)
             yield scorer.score(windows)
 
-    return F.pandas_udf(score_sequences, SEQ_RESULT)
+    return F.pandas_udf(score_windows, SEQ_RESULT)
 
 
 def features_struct() -> Column:
@@ -86,14 +88,64 @@ def score_behavior(sessions: DataFrame, model: BroadcastModel, threads: int, cou
     return sessions.withColumn("_ae", udf(features_struct())).select("*", "_ae.*").drop("_ae")
 
 
-def score_sequences(sessions: DataFrame, model: BroadcastModel, threads: int, counter: Any) -> DataFrame:
-    """``sessions`` (with ``action_tokens``) plus seq_risk and seq_is_block.
+def _windows(sessions: DataFrame) -> DataFrame:
+    """session_id, window_offset, seq_window: every 10-action window of each session.
 
-    Each distinct last-10 window is scored once and joined back: action sequences repeat
-    heavily, so a day has far fewer distinct windows than sessions.
+    A session of at most 10 actions has one window (all of it, offset 0); a longer one has a
+    window starting at every action, the last of which is what the notebook scores.
+    """
+    n = contract.MAX_SEQ_LENGTH
+    tokens = F.col("action_tokens")
+    short = sessions.filter(F.size(tokens) <= n).select(
+        "session_id", F.lit(0).alias("window_offset"), tokens.alias("seq_window")
+    )
+    offsets = F.sequence(F.lit(0), F.size(tokens) - n)
+    long = (
+        sessions.filter(F.size(tokens) > n)
+        .select("session_id", "action_tokens", F.explode(offsets).alias("window_offset"))
+        .select("session_id", "window_offset", F.slice(tokens, F.col("window_offset") + 1, n).alias("seq_window"))
+    )
+    return short.unionByName(long)
+
+
+def score_sequences(sessions: DataFrame, model: BroadcastModel, threads: int, counter: Any) -> DataFrame:
+    """``sessions`` (with ``action_tokens``) plus the sequence model's columns.
+
+    seq_risk, seq_is_block, seq_surprise: the notebook's score of the last 10 actions.
+    seq_risk_max, seq_risk_max_window (1-based position of the window's first action): the
+    riskiest 10-action window, so an attack in the middle of a long session is not missed.
+    seq_reasons: the steps that drove the riskiest window, with their positions in the session.
+
+    Action sequences repeat heavily, so each distinct window is scored once and joined back.
     """
     udf = sequence_udf(model, threads, counter)
-    with_window = sessions.withColumn("seq_window", last_window(F.col("action_tokens")))
-    windows = with_window.select("seq_window").distinct()
-    scored = windows.withColumn("_seq", udf(F.col("seq_window"))).select("seq_window", "_seq.*")
-    return with_window.join(scored, on="seq_window", how="left").drop("seq_window")
+    windows = _windows(sessions)
+    scored = (
+        windows.select("seq_window")
+        .distinct()
+        .withColumn("_seq", udf(F.col("seq_window")))
+        .select("seq_window", "_seq.*")
+    )
+    per_window = windows.join(scored, on="seq_window", how="inner")
+    peak_key = F.struct(F.col("seq_risk"), -F.col("window_offset"))  # riskiest, then earliest
+    shifted = F.transform(
+        "seq_reasons",
+        lambda r: r.withField("value", r["value"] + F.col("window_offset")).withField(
+            "code",
+            F.when(F.col("window_offset") > 0, F.regexp_replace(r["code"], "^START -> ", "EARLIER -> ")).otherwise(
+                r["code"]
+            ),
+        ),
+    )
+    per_session = per_window.groupBy("session_id").agg(
+        F.max_by(F.struct("seq_risk", "seq_is_block", "seq_surprise"), "window_offset").alias("_last"),
+        F.max_by(
+            F.struct(
+                F.col("seq_risk").alias("seq_risk_max"),
+                (F.col("window_offset") + 1).cast("int").alias("seq_risk_max_window"),
+                shifted.alias("seq_reasons"),
+            ),
+            peak_key,
+        ).alias("_peak"),
+    )
+    return sessions.join(per_session.select("session_id", "_last.*", "_peak.*"), on="session_id", how="left")

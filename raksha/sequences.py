@@ -40,12 +40,6 @@ def session_sequences(actions: DataFrame) -> DataFrame:
     )
 
 
-def last_window(tokens: Column) -> Column:
-    """The last MAX_SEQ_LENGTH tokens of an array column (what the notebook's padding keeps)."""
-    n = contract.MAX_SEQ_LENGTH
-    return F.slice(tokens, F.greatest(F.lit(1), F.size(tokens) - (n - 1)), n)
-
-
 def encode_actions(actions: Sequence[str]) -> list[int]:
     """The notebook's ``[ACTIONS.get(a, 0) for a in action_sequence]``."""
     return [contract.ACTIONS.get(a, contract.UNKNOWN_ACTION) for a in actions]

@@ -1,0 +1,59 @@
+"""The review queue: what analysts look at tomorrow morning (a pure DataFrame transform).
+
+REVIEW and BLOCK sessions are grouped into cases, one per user (a session without a user is
+a case of its own), ranked by the case's highest risk_score (ties: the key, so the order never
+depends on the run), and capped at ``review.capacity`` cases; what does not fit is counted as
+overflow in run_log and stays in scored_sessions. Then ``review.audit_rate`` of the ALLOW
+sessions are added with ``audit = true``: an unbiased sample for measuring what the models
+miss, chosen by a hash of the date and session_id, so a rerun picks the same sessions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+
+FLAGGED = ("REVIEW", "BLOCK")
+AUDIT_BUCKETS = 1_000_000
+
+
+def audit_pick(day: dt.date, rate: float) -> Column:
+    """True for about ``rate`` of the sessions, the same ones for the same date on every run."""
+    bucket = F.pmod(F.xxhash64(F.lit(day.isoformat()), F.col("session_id")), F.lit(AUDIT_BUCKETS))
+    return bucket < F.lit(int(round(rate * AUDIT_BUCKETS)))
+
+
+def review_queue(scored: DataFrame, day: dt.date, capacity: int, audit_rate: float, run_id: str) -> DataFrame:
+    case_key = F.coalesce(F.col("user_id"), F.concat(F.lit("session:"), F.col("session_id")))
+    flagged = scored.filter(F.col("decision").isin(*FLAGGED)).withColumn("case_key", case_key)
+    cases = flagged.groupBy("case_key").agg(
+        F.max("risk_score").alias("case_risk"), F.count("*").cast("int").alias("case_sessions")
+    )
+    ranking = Window.orderBy(F.col("case_risk").desc(), F.col("case_key").asc())
+    top = cases.withColumn("case_rank", F.row_number().over(ranking).cast("int")).filter(F.col("case_rank") <= capacity)
+    within = Window.partitionBy("case_key").orderBy(F.col("risk_score").desc(), F.col("session_id").asc())
+    queued = (
+        flagged.join(top, on="case_key", how="inner")
+        .withColumn("rank_in_case", F.row_number().over(within).cast("int"))
+        .withColumn("case_id", F.format_string("%s-%05d", F.lit(day.isoformat()), F.col("case_rank")))
+        .withColumn("audit", F.lit(False))
+    )
+    audited = (
+        scored.filter((F.col("decision") == "ALLOW") & audit_pick(day, audit_rate))
+        .withColumn("case_rank", F.lit(None).cast("int"))
+        .withColumn("case_id", F.lit(None).cast("string"))
+        .withColumn("case_sessions", F.lit(None).cast("int"))
+        .withColumn("rank_in_case", F.lit(None).cast("int"))
+        .withColumn("audit", F.lit(True))
+    )
+    columns = [c for c in queued.columns if c not in ("case_key", "case_risk")]
+    return queued.select(*columns).unionByName(audited.select(*columns)).withColumn("run_id", F.lit(run_id))
+
+
+def overflow_cases(scored: DataFrame, capacity: int) -> int:
+    """Flagged cases beyond the capacity (they stay in scored_sessions)."""
+    case_key = F.coalesce(F.col("user_id"), F.concat(F.lit("session:"), F.col("session_id")))
+    cases = scored.filter(F.col("decision").isin(*FLAGGED)).select(case_key.alias("k")).distinct().count()
+    return max(0, cases - capacity)
