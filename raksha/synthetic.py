@@ -95,8 +95,7 @@ class Users:
     home_lon: np.ndarray
     home_wifi: np.ndarray
     usual_hour: np.ndarray
-    touch: dict[str, np.ndarray]
-    motion: dict[str, np.ndarray]
+    traits: np.ndarray  # (n_users, 3): firmness, speed, steadiness
     brightness: np.ndarray
     activity: np.ndarray
 
@@ -105,6 +104,26 @@ class Users:
 TOUCH_MEANS = {"tap_duration": (0.2, 0.04), "swipe_velocity": (0.72, 0.08), "touch_pressure": (0.68, 0.08),
                "tap_interval_avg": (0.3, 0.05), "touch_area": (0.6, 0.07), "device_orientation": (0.5, 0.06)}
 MOTION_MEANS = {"accel_variance": (0.3, 0.06), "gyro_variance": (0.25, 0.05)}
+# Biometrics are correlated, as in the notebook's "correlated" training data: two latent traits
+# of a hand, firmness and speed (and one of motion, steadiness), drive the touch and motion
+# features; each feature's loading on (firmness, speed, steadiness), the rest is its own noise.
+LOADINGS = {
+    "touch_pressure": (0.95, 0.0, 0.0), "touch_area": (0.9, 0.0, 0.0), "tap_duration": (0.55, -0.65, 0.0),
+    "swipe_velocity": (0.0, 0.92, 0.0), "tap_interval_avg": (0.0, -0.9, 0.0), "device_orientation": (0.0, 0.0, 0.4),
+    "accel_variance": (0.0, 0.0, 0.93), "gyro_variance": (0.0, 0.0, 0.9),
+}
+
+
+def _dynamics(latent: np.ndarray, noise: np.ndarray, scale: float) -> dict[str, np.ndarray]:
+    """Touch and motion features from latent traits (n, 3) and per-feature noise (n, features)."""
+    means = {**TOUCH_MEANS, **MOTION_MEANS}
+    out = {}
+    for j, (name, loading) in enumerate(LOADINGS.items()):
+        weight = np.asarray(loading)
+        own = np.sqrt(max(0.0, 1.0 - float(weight @ weight)))
+        mean, sd = means[name]
+        out[name] = mean + scale * sd * (latent @ weight + own * noise[:, j])
+    return out
 
 
 def make_users(n_users: int, seed: int) -> Users:
@@ -122,8 +141,7 @@ def make_users(n_users: int, seed: int) -> Users:
         home_lon=rng.uniform(0.15, 0.85, n_users),
         home_wifi=rng.uniform(0.05, 1.0, n_users),
         usual_hour=centre + rng.normal(0, 1.2, n_users),
-        touch={k: np.clip(rng.normal(m, s, n_users), 0.02, 0.98) for k, (m, s) in TOUCH_MEANS.items()},
-        motion={k: np.clip(rng.normal(m, s, n_users), 0.02, 0.98) for k, (m, s) in MOTION_MEANS.items()},
+        traits=rng.normal(0, 1, (n_users, 3)),
         brightness=np.clip(rng.normal(0.65, 0.12, n_users), 0.1, 1.0),
         activity=rng.lognormal(0.0, 0.8, n_users),
     )
@@ -193,12 +211,9 @@ def generate_day(
 
     # who holds the phone: the user's own dynamics, another person's, or a script
     f: dict[str, np.ndarray] = {}
-    for name, (mean, sd) in TOUCH_MEANS.items():
-        own = users.touch[name][user] + rng.normal(0, sd * 0.35, n)
-        stranger = rng.normal(mean, sd * 1.6, n)
-        f[name] = np.where(ato, stranger, own)
-    for name, (mean, sd) in MOTION_MEANS.items():
-        f[name] = users.motion[name][user] + rng.normal(0, sd * 0.4, n)
+    traits = users.traits[user] + rng.normal(0, 0.3, (n, 3))  # today's hand: the user's, varying a little
+    traits[ato] = rng.normal(0, 1.6, (ato.sum(), 3))  # another person's hand
+    f.update(_dynamics(traits, rng.normal(0, 1, (n, len(LOADINGS))), scale=1.0))
     f["tap_duration"][bot] = rng.uniform(0.01, 0.06, bot.sum())
     f["tap_interval_avg"][bot] = rng.uniform(0.01, 0.05, bot.sum())
     f["touch_area"][bot] = rng.uniform(0.01, 0.08, bot.sum())

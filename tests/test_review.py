@@ -1,0 +1,80 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from raksha import contract, decisions, review
+from raksha.config import ConfigError
+from raksha.decisions import decision, validate_policy
+
+DAY = dt.date(2026, 4, 5)
+
+
+def _scored(spark, rows):
+    columns = ["session_id", "user_id", "device_id", "session_start", "decision", "risk_score", "ae_risk_percent",
+               "seq_risk", "seq_risk_max", "reasons"]
+    data = [(sid, uid, "d", None, dec, risk, 0.0, 0.0, 0.0, []) for sid, uid, dec, risk in rows]
+    schema = ("session_id string, user_id string, device_id string, session_start timestamp, decision string, "
+              "risk_score double, ae_risk_percent double, seq_risk double, seq_risk_max double, "
+              f"reasons array<{contract.REASON_TYPE.simpleString()}>")
+    return spark.createDataFrame(data, schema)
+
+
+def test_queue_groups_a_users_sessions_into_one_case_and_respects_capacity(spark):
+    rows = [(f"s{u}-{k}", f"u{u:02d}", "REVIEW", float(u + k / 10)) for u in range(30) for k in range(3)]
+    rows += [(f"a{i}", f"u{i:02d}", "ALLOW", 1.0) for i in range(200)]
+    rows += [("t1", "tie", "BLOCK", 29.15), ("t2", None, "BLOCK", 29.15)]  # ties: broken by the case key
+    queue = review.review_queue(_scored(spark, rows), DAY, capacity=10, audit_rate=0.0, run_id="r").toPandas()
+    assert queue["case_id"].nunique() == 10 and set(queue["case_rank"]) == set(range(1, 11))
+    assert (queue.groupby("case_id")["user_id"].nunique() <= 1).all()
+    first = queue[queue["case_rank"] == 1]
+    assert set(first["user_id"]) == {"u29"} and list(first.sort_values("rank_in_case")["session_id"]) == [
+        "s29-2", "s29-1", "s29-0"]
+    tied = queue.set_index("case_rank").loc[[2, 3], "session_id"].tolist()
+    assert tied == ["t2", "t1"]  # "session:t2" < "tie"
+    assert review.overflow_cases(_scored(spark, rows), 10) == 32 - 10
+
+
+def test_audit_sample_is_the_same_on_a_rerun_and_about_the_rate(spark):
+    rows = [(f"s{i}", f"u{i}", "ALLOW", 1.0) for i in range(5000)]
+    scored = _scored(spark, rows)
+    first = review.review_queue(scored, DAY, 10, 0.02, "r1").toPandas()
+    again = review.review_queue(scored, DAY, 10, 0.02, "r2").toPandas()
+    other_day = review.review_queue(scored, DAY + dt.timedelta(days=1), 10, 0.02, "r3").toPandas()
+    assert first["audit"].all() and 60 < len(first) < 140
+    assert sorted(first["session_id"]) == sorted(again["session_id"])
+    assert sorted(first["session_id"]) != sorted(other_day["session_id"])
+
+
+def test_default_policy_is_the_notebooks(spark, cfg):
+    df = spark.createDataFrame([(0.85, 0), (0.79, 1), (0.1, 0), (0.81, 1)], "seq_risk double, ae_is_anomaly int")
+    assert [r[0] for r in df.select(decision(cfg)).collect()] == ["BLOCK", "REVIEW", "ALLOW", "BLOCK"]
+
+
+def test_rules_are_editable_in_config(spark, cfg):
+    custom = cfg.with_overrides(['decision.rules=[{when: "risk_score >= 90", decision: BLOCK}, '
+                                 '{when: "seq_risk_max > 0.5 or ae_is_anomaly = 1", decision: REVIEW}]'])
+    validate_policy(spark, custom)
+    df = spark.createDataFrame([(95.0, 0.0, 0), (50.0, 0.6, 0), (50.0, 0.1, 0)],
+                               "risk_score double, seq_risk_max double, ae_is_anomaly int")
+    assert [r[0] for r in df.select(decision(custom)).collect()] == ["BLOCK", "REVIEW", "ALLOW"]
+
+
+@pytest.mark.parametrize(
+    ("rules", "message"),
+    [
+        ('[{when: "seq_rsk > 0.8", decision: BLOCK}]', r"decision.rules\[0\] 'seq_rsk > 0.8'"),
+        ('[{when: "seq_risk > 0.8", decision: BLOK}]', r"decision 'BLOK' is not one of"),
+        ('[{when: "seq_risk >", decision: BLOCK}]', r"decision.rules\[0\]"),
+        ('[{if: "seq_risk > 0.8", decision: BLOCK}]', r"exactly the keys"),
+    ],
+)
+def test_a_typo_in_a_rule_is_an_error_at_start(spark, cfg, rules, message):
+    with pytest.raises(ConfigError, match=message):
+        validate_policy(spark, cfg.with_overrides([f"decision.rules={rules}"]))
+
+
+def test_rule_columns_are_the_scored_columns():
+    names = {f.name for f in decisions.RULE_COLUMNS}
+    assert {"seq_risk", "seq_risk_max", "ae_is_anomaly", "risk_score", "action_count"} <= names
