@@ -57,6 +57,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", parents=[common], help="the nightly job: score one day")
     p.add_argument("--date", type=_date, required=True)
 
+    p = sub.add_parser("queue-precision", parents=[common],
+                       help="precision of the review queue against the generated ground truth")
+    p.add_argument("--start-date", type=_date, required=True)
+    p.add_argument("--end-date", type=_date, required=True)
+    p.add_argument("--capacity-share", type=float, default=0.01, help="queue capacity as a share of sessions")
+
     p = sub.add_parser("promote", parents=[common], help="promote a model version")
     p.add_argument("--model", required=True)
     p.add_argument("--version", required=True)
@@ -165,6 +171,17 @@ def cmd_score(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_queue_precision(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.evaluation import print_queue_precision, queue_precision
+
+    def body(spark):
+        by_kind, summary = queue_precision(spark, cfg, args.start_date, args.end_date, args.capacity_share)
+        print_queue_precision(by_kind, summary, args.start_date, args.end_date)
+
+    with_spark(cfg, "raksha-queue-precision", body)
+    return 0
+
+
 def cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
     from raksha.artifacts import promote
 
@@ -187,6 +204,7 @@ COMMANDS = {
     "train-sequence": cmd_train_sequence,
     "import-legacy": cmd_import_legacy,
     "score": cmd_score,
+    "queue-precision": cmd_queue_precision,
     "promote": cmd_promote,
     "sql": cmd_sql,
 }

@@ -145,7 +145,7 @@ SCORED_SESSIONS_SCHEMA = T.StructType(
         T.StructField("seq_risk", T.DoubleType(), False),
         T.StructField("seq_is_block", T.IntegerType(), False),
         T.StructField("seq_risk_max", T.DoubleType(), False),
-        T.StructField("seq_risk_max_window", T.IntegerType(), False),
+        T.StructField("seq_risk_max_at", T.IntegerType(), False),
         T.StructField("risk_score", T.DoubleType(), False),
         T.StructField("decision", T.StringType(), False),
         T.StructField("reasons", T.ArrayType(REASON_TYPE, False), False),

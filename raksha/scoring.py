@@ -89,31 +89,31 @@ def score_behavior(sessions: DataFrame, model: BroadcastModel, threads: int, cou
 
 
 def _windows(sessions: DataFrame) -> DataFrame:
-    """session_id, window_offset, seq_window: every 10-action window of each session.
+    """session_id, window_end, window_offset, seq_window: what the notebook would score at each action.
 
-    A session of at most 10 actions has one window (all of it, offset 0); a longer one has a
-    window starting at every action, the last of which is what the notebook scores.
+    For every action j of a session, the window is the last (up to) 10 actions up to j, i.e.
+    the session as the notebook would have seen it had it ended at j. The window at the
+    session's last action is the notebook's own (``seq_risk``); a session without actions has
+    one empty window.
     """
     n = contract.MAX_SEQ_LENGTH
     tokens = F.col("action_tokens")
-    short = sessions.filter(F.size(tokens) <= n).select(
-        "session_id", F.lit(0).alias("window_offset"), tokens.alias("seq_window")
+    end = F.col("window_end")
+    return (
+        sessions.select("session_id", "action_tokens",
+                        F.explode(F.sequence(F.lit(1), F.greatest(F.size(tokens), F.lit(1)))).alias("window_end"))
+        .withColumn("window_offset", F.greatest(end - n, F.lit(0)))
+        .select("session_id", "window_end", "window_offset",
+                F.slice(tokens, F.col("window_offset") + 1, F.least(end, F.lit(n))).alias("seq_window"))
     )
-    offsets = F.sequence(F.lit(0), F.size(tokens) - n)
-    long = (
-        sessions.filter(F.size(tokens) > n)
-        .select("session_id", "action_tokens", F.explode(offsets).alias("window_offset"))
-        .select("session_id", "window_offset", F.slice(tokens, F.col("window_offset") + 1, n).alias("seq_window"))
-    )
-    return short.unionByName(long)
 
 
 def score_sequences(sessions: DataFrame, model: BroadcastModel, threads: int, counter: Any) -> DataFrame:
     """``sessions`` (with ``action_tokens``) plus the sequence model's columns.
 
     seq_risk, seq_is_block, seq_surprise: the notebook's score of the last 10 actions.
-    seq_risk_max, seq_risk_max_window (1-based position of the window's first action): the
-    riskiest 10-action window, so an attack in the middle of a long session is not missed.
+    seq_risk_max, seq_risk_max_at (the action at which it peaked): the riskiest window, so an
+    attack in the middle of a long session is not missed.
     seq_reasons: the steps that drove the riskiest window, with their positions in the session.
 
     Action sequences repeat heavily, so each distinct window is scored once and joined back.
@@ -127,7 +127,7 @@ def score_sequences(sessions: DataFrame, model: BroadcastModel, threads: int, co
         .select("seq_window", "_seq.*")
     )
     per_window = windows.join(scored, on="seq_window", how="inner")
-    peak_key = F.struct(F.col("seq_risk"), -F.col("window_offset"))  # riskiest, then earliest
+    peak_key = F.struct(F.col("seq_risk"), -F.col("window_end"))  # riskiest, then earliest
     shifted = F.transform(
         "seq_reasons",
         lambda r: r.withField("value", r["value"] + F.col("window_offset")).withField(
@@ -138,11 +138,11 @@ def score_sequences(sessions: DataFrame, model: BroadcastModel, threads: int, co
         ),
     )
     per_session = per_window.groupBy("session_id").agg(
-        F.max_by(F.struct("seq_risk", "seq_is_block", "seq_surprise"), "window_offset").alias("_last"),
+        F.max_by(F.struct("seq_risk", "seq_is_block", "seq_surprise"), "window_end").alias("_last"),
         F.max_by(
             F.struct(
                 F.col("seq_risk").alias("seq_risk_max"),
-                (F.col("window_offset") + 1).cast("int").alias("seq_risk_max_window"),
+                F.col("window_end").cast("int").alias("seq_risk_max_at"),
                 shifted.alias("seq_reasons"),
             ),
             peak_key,
