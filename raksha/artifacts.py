@@ -72,7 +72,7 @@ def library_versions() -> dict[str, str]:
 
 
 def new_version_id(now: dt.datetime | None = None) -> str:
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     return now.strftime("v%Y%m%dT%H%M%SZ-") + secrets.token_hex(2)
 
 
@@ -104,7 +104,7 @@ def write_version(
     manifest = {
         "name": name,
         "version": version,
-        "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "library_versions": library_versions(),
         "contract": contract_fields(name),
         **dict(manifest_fields),
@@ -144,7 +144,7 @@ def load_version(models_root: str | Path, name: str, version: str | None = None)
     try:
         manifest = json.loads(manifest_path.read_text())
     except json.JSONDecodeError as exc:
-        raise ArtifactError(f"model {name}/{version}: {manifest_path} is not valid JSON: {exc}")
+        raise ArtifactError(f"model {name}/{version}: {manifest_path} is not valid JSON: {exc}") from None
     if manifest.get("name") != name or manifest.get("version") != version:
         raise ArtifactError(f"model {name}/{version}: manifest names {manifest.get('name')}/{manifest.get('version')}")
     listed = manifest.get("files")
@@ -178,13 +178,16 @@ def check_contract(name: str, version: str, manifest: Mapping[str, Any]) -> None
         if got == want:
             continue
         if isinstance(want, list) and isinstance(got, list):
-            diff = [f"position {i}: model has '{g}', contract '{w}'" for i, (g, w) in enumerate(zip(got, want)) if g != w]
+            pairs = enumerate(zip(got, want, strict=False))
+            diff = [f"position {i}: model has '{g}', contract '{w}'" for i, (g, w) in pairs if g != w]
             if len(got) != len(want):
                 diff.append(f"model has {len(got)} names, contract {len(want)}")
             detail = "; ".join(diff[:3])
         elif isinstance(want, dict) and isinstance(got, dict):
             keys = sorted(set(want) | set(got))
-            detail = "; ".join(f"'{k}': model {got.get(k)}, contract {want.get(k)}" for k in keys if got.get(k) != want.get(k))
+            detail = "; ".join(
+                f"'{k}': model {got.get(k)}, contract {want.get(k)}" for k in keys if got.get(k) != want.get(k)
+            )
         else:
             detail = f"model has {got!r}, contract {want!r}"
         raise ArtifactError(f"model {name}/{version}: {key} differs from the data contract: {detail}")

@@ -57,8 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score", parents=[common], help="the nightly job: score one day")
     p.add_argument("--date", type=_date, required=True)
 
-    p = sub.add_parser("queue-precision", parents=[common],
-                       help="precision of the review queue against the generated ground truth")
+    p = sub.add_parser(
+        "queue-precision", parents=[common], help="precision of the review queue against the generated ground truth"
+    )
     p.add_argument("--start-date", type=_date, required=True)
     p.add_argument("--end-date", type=_date, required=True)
     p.add_argument("--capacity-share", type=float, default=0.01, help="queue capacity as a share of sessions")
@@ -130,23 +131,31 @@ def with_spark(cfg: Config, app: str, body):
 def cmd_train_autoencoder(cfg: Config, args: argparse.Namespace) -> int:
     from raksha.train import train_autoencoder
 
-    version = with_spark(cfg, "raksha-train-autoencoder",
-                         lambda spark: train_autoencoder(spark, cfg, args.start_date, args.end_date,
-                                                         promote=not args.no_promote))
-    print(f"wrote {version.name}/{version.version} (threshold {version.threshold:.6f})"
-          f"{'' if args.no_promote else ', promoted'}")
+    version = with_spark(
+        cfg,
+        "raksha-train-autoencoder",
+        lambda spark: train_autoencoder(spark, cfg, args.start_date, args.end_date, promote=not args.no_promote),
+    )
+    print(
+        f"wrote {version.name}/{version.version} (threshold {version.threshold:.6f})"
+        f"{'' if args.no_promote else ', promoted'}"
+    )
     return 0
 
 
 def cmd_train_sequence(cfg: Config, args: argparse.Namespace) -> int:
     from raksha.train import train_sequence
 
-    version = with_spark(cfg, "raksha-train-sequence",
-                         lambda spark: train_sequence(spark, cfg, args.start_date, args.end_date,
-                                                      promote=not args.no_promote))
+    version = with_spark(
+        cfg,
+        "raksha-train-sequence",
+        lambda spark: train_sequence(spark, cfg, args.start_date, args.end_date, promote=not args.no_promote),
+    )
     metrics = version.manifest.get("metrics", {})
-    print(f"wrote {version.name}/{version.version} (held-out ROC-AUC {metrics.get('roc_auc')})"
-          f"{'' if args.no_promote else ', promoted'}")
+    print(
+        f"wrote {version.name}/{version.version} (held-out ROC-AUC {metrics.get('roc_auc')})"
+        f"{'' if args.no_promote else ', promoted'}"
+    )
     return 0
 
 

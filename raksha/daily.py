@@ -45,7 +45,7 @@ class RunResult:
 
 
 def new_run_id(day: dt.date) -> str:
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{day:%Y%m%d}-{stamp}-{secrets.token_hex(3)}"
 
 
@@ -91,7 +91,7 @@ def quarantine_rows(bad: DataFrame, run_id: str, at: dt.datetime) -> DataFrame:
 def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = None) -> RunResult:
     """Score ``day`` and publish scored_sessions, quarantine, review_queue and a run_log row."""
     run_id = run_id or new_run_id(day)
-    started = dt.datetime.now(dt.timezone.utc)
+    started = dt.datetime.now(dt.UTC)
     clock = time.monotonic()
     timings: dict[str, float] = {}
     log.info("run %s: scoring %s", run_id, day)
@@ -102,9 +102,7 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
         "started_at": started,
         "ae_model_version": ae_version.version,
         "seq_model_version": seq_version.version,
-        "model_checksums": {
-            f"{v.name}/{f}": s for v in (ae_version, seq_version) for f, s in v.checksums.items()
-        },
+        "model_checksums": {f"{v.name}/{f}": s for v in (ae_version, seq_version) for f, s in v.checksums.items()},
         "ae_threshold": ae_version.threshold,
     }
     try:
@@ -133,7 +131,7 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
 
 def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult:
     clock = time.monotonic()
-    scored_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     sessions = inputs.read_sessions(spark, cfg.path("sessions"), day)
     actions = inputs.read_actions(spark, cfg.path("actions"), day)
     sessions_read = inputs.check_readable(sessions, "sessions", day, cfg.path("sessions"))
@@ -174,11 +172,15 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult
         F.sum("unknown_action_count").alias("unknown_actions_in_scored"),
     ).first()
     quarantined = tables.read_staged(spark, cfg, run_id, "quarantine", day).count()
-    queue_stats = tables.read_staged(spark, cfg, run_id, "review_queue", day).agg(
-        F.count_distinct("case_id").alias("cases"),
-        F.sum(F.when(~F.col("audit"), 1).otherwise(0)).alias("sessions"),
-        F.sum(F.when(F.col("audit"), 1).otherwise(0)).alias("audit"),
-    ).first()
+    queue_stats = (
+        tables.read_staged(spark, cfg, run_id, "review_queue", day)
+        .agg(
+            F.count_distinct("case_id").alias("cases"),
+            F.sum(F.when(~F.col("audit"), 1).otherwise(0)).alias("sessions"),
+            F.sum(F.when(F.col("audit"), 1).otherwise(0)).alias("audit"),
+        )
+        .first()
+    )
     decisions = {d: 0 for d in contract.DECISIONS}
     decisions.update({r["decision"]: r["count"] for r in staged.groupBy("decision").count().collect()})
     known = F.col("action").isin(*contract.ACTIONS)
@@ -214,14 +216,17 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult
         summary = model_cache.summarize(counter.value, model)
         log.info(
             "model %s: loaded %d times in %d Python workers over %d batches",
-            model, summary["loads"], summary["workers"], summary["batches"],
+            model,
+            summary["loads"],
+            summary["workers"],
+            summary["batches"],
         )
         loads.update({f"{model}.{k}": v for k, v in summary.items()})
     return RunResult(run_id, day, counts, decisions, loads)
 
 
 def _append_run_log(spark: SparkSession, cfg: Config, day: dt.date, row: dict) -> None:
-    finished = dt.datetime.now(dt.timezone.utc)
+    finished = dt.datetime.now(dt.UTC)
     full = {
         "message": None,
         "counts": {},
@@ -244,8 +249,13 @@ def _log_failure(spark, cfg, day, run_id, base, exc, clock, timings) -> None:
     """Best effort: record the failed run in run_log; never hides the original error."""
     try:
         timings["total"] = time.monotonic() - clock
-        row = {**base, "run_id": run_id, "status": "FAILED", "message": str(exc).splitlines()[0][:500],
-               "timings_s": timings}
+        row = {
+            **base,
+            "run_id": run_id,
+            "status": "FAILED",
+            "message": str(exc).splitlines()[0][:500],
+            "timings_s": timings,
+        }
         _append_run_log(spark, cfg, day, row)
     except Exception:  # noqa: BLE001 - the original error is what matters
         log.warning("run %s: could not record the failure in run_log", run_id, exc_info=True)

@@ -19,8 +19,9 @@ from raksha import contract, inputs, review, tables
 from raksha.config import Config
 
 
-def queue_precision(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date,
-                    capacity_share: float = 0.01) -> tuple[pd.DataFrame, dict[str, float]]:
+def queue_precision(
+    spark: SparkSession, cfg: Config, start: dt.date, end: dt.date, capacity_share: float = 0.01
+) -> tuple[pd.DataFrame, dict[str, float]]:
     scored_table = spark.table(tables.table_name(cfg, "scored_sessions"))
     rows = []
     day = start

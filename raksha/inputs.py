@@ -10,10 +10,10 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
-from pyspark.errors import PySparkException
 
 from raksha import contract
 from raksha.storage import Storage
@@ -92,8 +92,9 @@ def read_actions(spark: SparkSession, root: str, day: dt.date) -> DataFrame:
     return read_day(spark, root, day, "actions", contract.ACTIONS_SCHEMA)
 
 
-def read_window(spark: SparkSession, root: str, start: dt.date, end: dt.date, dataset: str,
-                schema: T.StructType) -> DataFrame:
+def read_window(
+    spark: SparkSession, root: str, start: dt.date, end: dt.date, dataset: str, schema: T.StructType
+) -> DataFrame:
     """Every day from ``start`` to ``end`` inclusive, with a ``dt`` column; missing days are an error."""
     frames = []
     day = start

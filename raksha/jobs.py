@@ -47,4 +47,3 @@ def run_job(
 
 def day_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--date", type=_date, required=True)
-

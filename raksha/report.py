@@ -17,10 +17,14 @@ def print_run_summary(spark: SparkSession, cfg: Config, result) -> None:
     ).collect()
     counts = result.counts
     print(f"run {result.run_id}: {day}")
-    print(f"  sessions read {counts['sessions_read']}, scored {counts['sessions_scored']}, "
-          f"quarantined {counts['sessions_quarantined']}")
-    print(f"  review queue: {counts['review_cases']} cases ({counts['review_sessions']} sessions, "
-          f"{counts['review_overflow_cases']} cases over capacity) + {counts['review_audit_sessions']} audit sessions")
+    print(
+        f"  sessions read {counts['sessions_read']}, scored {counts['sessions_scored']}, "
+        f"quarantined {counts['sessions_quarantined']}"
+    )
+    print(
+        f"  review queue: {counts['review_cases']} cases ({counts['review_sessions']} sessions, "
+        f"{counts['review_overflow_cases']} cases over capacity) + {counts['review_audit_sessions']} audit sessions"
+    )
     print("  decisions (from the catalog):")
     for row in rows:
         print(f"    {row['decision']:<7} {row['sessions']}")

@@ -129,23 +129,26 @@ class SequenceScorer:
         if len(risky) == 0:
             return out
         drops = self.occlusion(padded[risky], risk[risky])
-        for row, drop in zip(risky, drops):
+        for row, drop in zip(risky, drops, strict=True):
             order = [i for i in np.argsort(-drop, kind="stable")[:TOP_REASONS] if drop[i] > 0]
             for step in order:
                 before = contract.ACTION_NAMES.get(int(padded[row, step - 1]), "UNKNOWN") if step else "START"
                 before = "EARLIER" if not step and offsets[row] else before
                 action = contract.ACTION_NAMES.get(int(padded[row, step]), "UNKNOWN")
-                out[row].append({
-                    "code": f"{before} -> {action}",
-                    "feature": "actions",
-                    "value": float(offsets[row] + step + 1),  # position of the step in the session
-                    "expected": None,
-                    "contribution": float(drop[step]),
-                })
+                out[row].append(
+                    {
+                        "code": f"{before} -> {action}",
+                        "feature": "actions",
+                        "value": float(offsets[row] + step + 1),  # position of the step in the session
+                        "expected": None,
+                        "contribution": float(drop[step]),
+                    }
+                )
         return out
 
-    def score(self, token_sequences: Sequence[Sequence[int]], offsets: Sequence[int] | None = None,
-              with_reasons: bool = True) -> pd.DataFrame:
+    def score(
+        self, token_sequences: Sequence[Sequence[int]], offsets: Sequence[int] | None = None, with_reasons: bool = True
+    ) -> pd.DataFrame:
         """seq_risk, seq_is_block, seq_surprise (and seq_reasons) for each sequence of action tokens.
 
         ``offsets`` is where each sequence starts in its session (0 when it is the session's
@@ -154,11 +157,13 @@ class SequenceScorer:
         padded = pad_tokens(list(token_sequences))
         risk32 = self.risk(padded)
         seq_risk = risk32.astype(np.float64)
-        out = pd.DataFrame({
-            "seq_risk": seq_risk,
-            "seq_is_block": (seq_risk > self.block_threshold).astype("int32"),
-            "seq_surprise": self.surprise(seq_risk),
-        })
+        out = pd.DataFrame(
+            {
+                "seq_risk": seq_risk,
+                "seq_is_block": (seq_risk > self.block_threshold).astype("int32"),
+                "seq_surprise": self.surprise(seq_risk),
+            }
+        )
         if with_reasons:
             starts = np.zeros(len(padded), dtype=np.int64) if offsets is None else np.asarray(offsets, dtype=np.int64)
             out["seq_reasons"] = self.reasons(padded, risk32, starts)

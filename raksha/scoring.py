@@ -100,11 +100,18 @@ def _windows(sessions: DataFrame) -> DataFrame:
     tokens = F.col("action_tokens")
     end = F.col("window_end")
     return (
-        sessions.select("session_id", "action_tokens",
-                        F.explode(F.sequence(F.lit(1), F.greatest(F.size(tokens), F.lit(1)))).alias("window_end"))
+        sessions.select(
+            "session_id",
+            "action_tokens",
+            F.explode(F.sequence(F.lit(1), F.greatest(F.size(tokens), F.lit(1)))).alias("window_end"),
+        )
         .withColumn("window_offset", F.greatest(end - n, F.lit(0)))
-        .select("session_id", "window_end", "window_offset",
-                F.slice(tokens, F.col("window_offset") + 1, F.least(end, F.lit(n))).alias("seq_window"))
+        .select(
+            "session_id",
+            "window_end",
+            "window_offset",
+            F.slice(tokens, F.col("window_offset") + 1, F.least(end, F.lit(n))).alias("seq_window"),
+        )
     )
 
 

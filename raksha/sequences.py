@@ -36,7 +36,9 @@ def session_sequences(actions: DataFrame) -> DataFrame:
         "session_id",
         "action_tokens",
         F.size("action_tokens").cast("int").alias("action_count"),
-        F.size(F.filter("action_tokens", lambda t: t == contract.UNKNOWN_ACTION)).cast("int").alias("unknown_action_count"),
+        F.size(F.filter("action_tokens", lambda t: t == contract.UNKNOWN_ACTION))
+        .cast("int")
+        .alias("unknown_action_count"),
     )
 
 

@@ -37,15 +37,31 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        cfg = load_config(sets=[
-            f"paths.sessions={root / 'sessions'}", f"paths.actions={root / 'actions'}",
-            f"paths.labels={root / 'labels'}", f"paths.warehouse={root / 'warehouse'}",
-            f"paths.metastore={root / 'metastore'}", f"paths.staging={root / 'staging'}",
-            f"paths.models={root / 'models'}", "spark.master=local[2]",
-        ])
+        cfg = load_config(
+            sets=[
+                f"paths.sessions={root / 'sessions'}",
+                f"paths.actions={root / 'actions'}",
+                f"paths.labels={root / 'labels'}",
+                f"paths.warehouse={root / 'warehouse'}",
+                f"paths.metastore={root / 'metastore'}",
+                f"paths.staging={root / 'staging'}",
+                f"paths.models={root / 'models'}",
+                "spark.master=local[2]",
+            ]
+        )
         end = START + dt.timedelta(days=6)
-        print(generate(START, 7, args.sessions_per_day, args.attack_rate, 7, cfg.path("sessions"),
-                       cfg.path("actions"), cfg.path("labels")))
+        print(
+            generate(
+                START,
+                7,
+                args.sessions_per_day,
+                args.attack_rate,
+                7,
+                cfg.path("sessions"),
+                cfg.path("actions"),
+                cfg.path("labels"),
+            )
+        )
         spark = build_session(cfg, "raksha-shipped-models")
         try:
             versions = [train_autoencoder(spark, cfg, START, end), train_sequence(spark, cfg, START, end)]

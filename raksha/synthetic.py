@@ -81,8 +81,14 @@ A = contract.ACTIONS
 L, VB, VT, TS, TL, CP, AR, LO = (
     A[k]
     for k in (
-        "LOGIN", "VIEW_BALANCE", "VIEW_TRANSACTIONS", "TRANSFER_SMALL", "TRANSFER_LARGE", "CHANGE_PASSWORD",
-        "ADD_RECIPIENT", "LOGOUT",
+        "LOGIN",
+        "VIEW_BALANCE",
+        "VIEW_TRANSACTIONS",
+        "TRANSFER_SMALL",
+        "TRANSFER_LARGE",
+        "CHANGE_PASSWORD",
+        "ADD_RECIPIENT",
+        "LOGOUT",
     )
 )
 # Action strings the app sends that the notebook's vocabulary does not know ("other strings occur").
@@ -107,12 +113,22 @@ RESUMED_RATE = 0.01  # normal sessions resumed from the background: no LOGIN fir
 
 ATTACK_SEQUENCES: dict[str, list[list[int]]] = {
     "account_takeover": [
-        [L, CP, TL], [L, CP, TL, LO], [L, AR, TL], [L, AR, TL, LO], [L, CP, AR, TL, TL, LO], [L, VB, AR, TL, LO],
-        [L, CP, AR, TL], [L, VB, CP, TL, LO],
+        [L, CP, TL],
+        [L, CP, TL, LO],
+        [L, AR, TL],
+        [L, AR, TL, LO],
+        [L, CP, AR, TL, TL, LO],
+        [L, VB, AR, TL, LO],
+        [L, CP, AR, TL],
+        [L, VB, CP, TL, LO],
     ],
     "social_engineering": [
-        [L, VB, AR, TL, TL], [L, VB, VT, AR, TL, LO], [L, AR, TS, TL, LO], [L, VB, CP, AR, TL],
-        [L, VB, AR, TL, LO], [L, VT, VB, AR, TL, TL, LO],
+        [L, VB, AR, TL, TL],
+        [L, VB, VT, AR, TL, LO],
+        [L, AR, TS, TL, LO],
+        [L, VB, CP, AR, TL],
+        [L, VB, AR, TL, LO],
+        [L, VT, VB, AR, TL, TL, LO],
     ],
 }
 # All templates in one padded matrix, and where each kind's templates start in it.
@@ -139,14 +155,25 @@ USER_STREAM = 0x05E7  # separates the users' random stream from the days' ([seed
 TIME_OF_DAY_PHASE = -math.pi / 2  # midnight at (sin, cos) = (-1, 0), as the notebook's examples
 
 # Population means of a user's touch and motion habits: the autoencoder notebook's normal_example.
-TOUCH_MEANS = {"tap_duration": (0.2, 0.04), "swipe_velocity": (0.72, 0.08), "touch_pressure": (0.68, 0.08),
-               "tap_interval_avg": (0.3, 0.05), "touch_area": (0.6, 0.07), "device_orientation": (0.5, 0.06)}
+TOUCH_MEANS = {
+    "tap_duration": (0.2, 0.04),
+    "swipe_velocity": (0.72, 0.08),
+    "touch_pressure": (0.68, 0.08),
+    "tap_interval_avg": (0.3, 0.05),
+    "touch_area": (0.6, 0.07),
+    "device_orientation": (0.5, 0.06),
+}
 MOTION_MEANS = {"accel_variance": (0.3, 0.06), "gyro_variance": (0.25, 0.05)}
 # Each feature's loading on the latent traits (firmness, speed, steadiness); the rest is its own noise.
 LOADINGS = {
-    "touch_pressure": (0.95, 0.0, 0.0), "touch_area": (0.9, 0.0, 0.0), "tap_duration": (0.55, -0.65, 0.0),
-    "swipe_velocity": (0.0, 0.92, 0.0), "tap_interval_avg": (0.0, -0.9, 0.0), "device_orientation": (0.0, 0.0, 0.4),
-    "accel_variance": (0.0, 0.0, 0.93), "gyro_variance": (0.0, 0.0, 0.9),
+    "touch_pressure": (0.95, 0.0, 0.0),
+    "touch_area": (0.9, 0.0, 0.0),
+    "tap_duration": (0.55, -0.65, 0.0),
+    "swipe_velocity": (0.0, 0.92, 0.0),
+    "tap_interval_avg": (0.0, -0.9, 0.0),
+    "device_orientation": (0.0, 0.0, 0.4),
+    "accel_variance": (0.0, 0.0, 0.93),
+    "gyro_variance": (0.0, 0.0, 0.9),
 }
 
 
@@ -420,8 +447,11 @@ def generate_day(
     user_id = users.user_id[user]
 
     missing = {
-        "accel_variance": sensors_missing, "gyro_variance": sensors_missing, "wifi_id_hash": mobile_data,
-        "gps_latitude": gps_missing, "gps_longitude": gps_missing,
+        "accel_variance": sensors_missing,
+        "gyro_variance": sensors_missing,
+        "wifi_id_hash": mobile_data,
+        "gps_latitude": gps_missing,
+        "gps_longitude": gps_missing,
     }
     weekday = day.weekday()
     binaries = {
@@ -432,29 +462,35 @@ def generate_day(
         "gps_location_missing": gps_missing,
         **{name: np.full(n, i == weekday) for i, name in enumerate(contract.DAY_OF_WEEK_FEATURES)},
     }
-    sessions = pd.DataFrame({
-        "session_id": session_id,
-        "user_id": user_id,
-        "device_id": device,
-        "session_start": _utc(start_us),
-        **{name: _masked(f[name], missing.get(name)) for name in contract.CONTINUOUS_FEATURES},
-        **{name: pd.array(binaries[name].astype(np.int32), dtype="Int32") for name in contract.BINARY_FEATURES},
-    })
-    actions = pd.DataFrame({
-        "session_id": session_id[owner],
-        "user_id": user_id[owner],
-        "event_ts": _utc(start_us[owner] + elapsed),
-        "seq_no": (np.arange(len(owner)) - offsets[owner] + 1).astype(np.int32),
-        "action": ACTION_NAME_TABLE[codes],
-        "amount": _amounts(rng, codes),
-    })
-    labels = pd.DataFrame({
-        "session_id": session_id,
-        "user_id": user_id,
-        "is_attack": attack.astype(np.int32),
-        "attack_kind": KIND_NAMES[kind],
-        "benign_oddity": ODDITY_NAMES[oddity],
-    })
+    sessions = pd.DataFrame(
+        {
+            "session_id": session_id,
+            "user_id": user_id,
+            "device_id": device,
+            "session_start": _utc(start_us),
+            **{name: _masked(f[name], missing.get(name)) for name in contract.CONTINUOUS_FEATURES},
+            **{name: pd.array(binaries[name].astype(np.int32), dtype="Int32") for name in contract.BINARY_FEATURES},
+        }
+    )
+    actions = pd.DataFrame(
+        {
+            "session_id": session_id[owner],
+            "user_id": user_id[owner],
+            "event_ts": _utc(start_us[owner] + elapsed),
+            "seq_no": (np.arange(len(owner)) - offsets[owner] + 1).astype(np.int32),
+            "action": ACTION_NAME_TABLE[codes],
+            "amount": _amounts(rng, codes),
+        }
+    )
+    labels = pd.DataFrame(
+        {
+            "session_id": session_id,
+            "user_id": user_id,
+            "is_attack": attack.astype(np.int32),
+            "attack_kind": KIND_NAMES[kind],
+            "benign_oddity": ODDITY_NAMES[oddity],
+        }
+    )
     return DayData(sessions, actions, labels)
 
 

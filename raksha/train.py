@@ -20,16 +20,18 @@ def _window_info(start: dt.date, end: dt.date, rows: int, **extra: object) -> di
     return {"start_date": start.isoformat(), "end_date": end.isoformat(), "rows": rows, **extra}
 
 
-def train_autoencoder(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date,
-                      promote: bool = True) -> ModelVersion:
+def train_autoencoder(
+    spark: SparkSession, cfg: Config, start: dt.date, end: dt.date, promote: bool = True
+) -> ModelVersion:
     frame = autoencoder_frame(spark, cfg, start, end)
     params = training.AutoencoderParams.from_config(cfg.get("training.autoencoder"), cfg.get("training.seed"))
     trained = training.fit_autoencoder(frame, params)
     return training.save_trained(trained, cfg.path("models"), _window_info(start, end, len(frame)), promote)
 
 
-def train_sequence(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date,
-                   promote: bool = True) -> ModelVersion:
+def train_sequence(
+    spark: SparkSession, cfg: Config, start: dt.date, end: dt.date, promote: bool = True
+) -> ModelVersion:
     frame = sequence_frame(spark, cfg, start, end)
     params = training.SequenceParams.from_config(cfg.get("training.sequence"), cfg.get("training.seed"))
     tokens = [np.asarray(t, dtype=np.int32) for t in frame["action_tokens"]]

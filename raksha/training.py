@@ -47,8 +47,10 @@ class AutoencoderParams:
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], seed: int) -> AutoencoderParams:
-        return cls(**{k: section[k] for k in ("epochs", "batch_size", "patience", "test_size", "validation_split")},
-                   seed=int(seed))
+        return cls(
+            **{k: section[k] for k in ("epochs", "batch_size", "patience", "test_size", "validation_split")},
+            seed=int(seed),
+        )
 
 
 @dataclass(frozen=True)
@@ -102,8 +104,15 @@ def fit_autoencoder(sessions: pd.DataFrame, params: AutoencoderParams = Autoenco
     keras.utils.set_random_seed(params.seed)
     model = architectures.build_autoencoder(x.shape[1])
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=params.patience, restore_best_weights=True)
-    history = model.fit(x_train, x_train, epochs=params.epochs, batch_size=params.batch_size,
-                        validation_split=params.validation_split, callbacks=[stop], verbose=0)
+    history = model.fit(
+        x_train,
+        x_train,
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        validation_split=params.validation_split,
+        callbacks=[stop],
+        verbose=0,
+    )
     errors = reconstruction_error(x_test, model.predict(x_test, verbose=0))
     threshold = float(np.percentile(errors, contract.AE_THRESHOLD_PERCENTILE))
     metrics = {
@@ -153,8 +162,14 @@ def fit_sequence_model(
     )
     keras.utils.set_random_seed(params.seed)
     model = architectures.build_sequence_model()
-    history = model.fit(x_train, y_train, epochs=params.epochs, batch_size=params.batch_size,
-                        validation_data=(x_test, y_test), verbose=0)
+    history = model.fit(
+        x_train,
+        y_train,
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        validation_data=(x_test, y_test),
+        verbose=0,
+    )
     scores = model.predict(x_test, verbose=0).reshape(-1)
     blocked = scores > contract.SEQ_BLOCK_THRESHOLD
     metrics = {
@@ -180,8 +195,9 @@ def fit_sequence_model(
     )
 
 
-def save_trained(trained: TrainedModel, models_root: str | Path, training_info: Mapping[str, Any],
-                 promote: bool) -> ModelVersion:
+def save_trained(
+    trained: TrainedModel, models_root: str | Path, training_info: Mapping[str, Any], promote: bool
+) -> ModelVersion:
     """Write ``trained`` as a new version (optionally promoted) with its training window."""
     fields = {**trained.manifest_fields, "training": dict(training_info), "source": "trained"}
     return artifacts.write_version(models_root, trained.name, trained.files, fields, promote_it=promote)

@@ -42,7 +42,7 @@ def actions_frame(sessions: pd.DataFrame, seed: int = 0, sequences: dict[str, li
     """Actions for each session: the given sequence, else LOGIN, random views, LOGOUT."""
     rng = np.random.default_rng(seed)
     rows = []
-    for sid, uid, start in zip(sessions["session_id"], sessions["user_id"], sessions["session_start"]):
+    for sid, uid, start in zip(sessions["session_id"], sessions["user_id"], sessions["session_start"], strict=True):
         seq = (sequences or {}).get(sid)
         if seq is None:
             seq = ["LOGIN"] + list(rng.choice(NORMAL_ACTIONS[1:4], rng.integers(1, 6))) + ["LOGOUT"]

@@ -48,7 +48,8 @@ def test_feature_order_differing_from_the_contract_is_refused_saying_where(tmp_p
     order = manifest["contract"]["continuous_features"]
     order[0], order[1] = order[1], order[0]
     manifest_path.write_text(json.dumps(manifest))
-    with pytest.raises(artifacts.ArtifactError, match=r"position 0: model has 'swipe_velocity', contract 'tap_duration'"):
+    expected = r"position 0: model has 'swipe_velocity', contract 'tap_duration'"
+    with pytest.raises(artifacts.ArtifactError, match=expected):
         artifacts.load_version(tmp_path, version.name, version.version)
 
 

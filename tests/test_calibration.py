@@ -42,7 +42,7 @@ def test_sequence_outputs_compare_on_the_logit_scale():
 
 def test_fallback_for_models_without_reference_puts_the_threshold_at_5_percent():
     s = calibration.fallback_surprise(np.array([0.2, 0.4]), "ae", threshold=0.2)
-    np.testing.assert_allclose(10 ** -s, [0.05, 0.0025])
+    np.testing.assert_allclose(10**-s, [0.05, 0.0025])
     np.testing.assert_allclose(10 ** -calibration.fallback_surprise(np.array([0.9]), "seq"), [0.1])
 
 

@@ -17,9 +17,15 @@ DAY = dt.date(2026, 5, 6)
 
 def _sets(root: Path) -> list[str]:
     out = []
-    for key, sub in (("sessions", "raw/sessions"), ("actions", "raw/action_log"), ("labels", "raw/labels"),
-                     ("warehouse", "warehouse"), ("models", "models"), ("metastore", "metastore"),
-                     ("staging", "staging")):
+    for key, sub in (
+        ("sessions", "raw/sessions"),
+        ("actions", "raw/action_log"),
+        ("labels", "raw/labels"),
+        ("warehouse", "warehouse"),
+        ("models", "models"),
+        ("metastore", "metastore"),
+        ("staging", "staging"),
+    ):
         out += ["--set", f"paths.{key}={root / sub}"]
     return out + ["--set", "spark.master=local[2]"]
 
@@ -36,8 +42,18 @@ def test_spark_submit_job_then_a_new_session_queries_the_catalog(tmp_path):
     factories.write_partition(factories.actions_frame(sessions), tmp_path / "raw/action_log", DAY)
     factories.write_untrained_models(tmp_path / "models")
 
-    job = _run([str(BIN / "spark-submit"), "--master", "local[2]", str(REPO / "jobs/score_daily.py"),
-                "--date", DAY.isoformat(), *_sets(tmp_path)], cwd=tmp_path)
+    job = _run(
+        [
+            str(BIN / "spark-submit"),
+            "--master",
+            "local[2]",
+            str(REPO / "jobs/score_daily.py"),
+            "--date",
+            DAY.isoformat(),
+            *_sets(tmp_path),
+        ],
+        cwd=tmp_path,
+    )
     assert job.returncode == 0, job.stderr[-3000:]
     assert "decisions (from the catalog)" in job.stdout
 

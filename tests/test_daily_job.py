@@ -6,10 +6,10 @@ import datetime as dt
 import hashlib
 from pathlib import Path
 
+import factories
 import pandas as pd
 import pytest
 
-import factories
 from raksha import tables
 from raksha.daily import run
 
@@ -17,7 +17,8 @@ DAY = dt.date(2026, 3, 4)
 
 
 def _tree_digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file())
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
 
 
 @pytest.fixture

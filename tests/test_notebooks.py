@@ -25,8 +25,10 @@ def execute(path: Path, parameters: dict[str, object]) -> dict[str, object]:
 
 
 def test_training_notebook(spark, tmp_path):
-    ns = execute(NOTEBOOKS / "training.ipynb", {"WORKDIR": str(tmp_path), "DAYS": 2, "SESSIONS_PER_DAY": 1500,
-                                                 "AE_EPOCHS": 2, "SEQ_EPOCHS": 2})
+    ns = execute(
+        NOTEBOOKS / "training.ipynb",
+        {"WORKDIR": str(tmp_path), "DAYS": 2, "SESSIONS_PER_DAY": 1500, "AE_EPOCHS": 2, "SEQ_EPOCHS": 2},
+    )
     assert ns["ae"].threshold > 0
     assert 0.0 <= ns["seq"].manifest["metrics"]["roc_auc"] <= 1.0
     assert (tmp_path / "models" / "behavior_autoencoder" / ns["ae"].version / "manifest.json").exists()
@@ -34,8 +36,10 @@ def test_training_notebook(spark, tmp_path):
 
 def test_analyst_notebook(spark, tmp_path, monkeypatch):
     monkeypatch.chdir(NOTEBOOKS.parent)  # paths.models defaults to the shipped models/
-    ns = execute(NOTEBOOKS / "analyst.ipynb", {"WORKDIR": str(tmp_path), "SESSIONS": 600,
-                                                "DATABASE": f"nb_{uuid.uuid4().hex[:8]}"})
+    ns = execute(
+        NOTEBOOKS / "analyst.ipynb",
+        {"WORKDIR": str(tmp_path), "SESSIONS": 600, "DATABASE": f"nb_{uuid.uuid4().hex[:8]}"},
+    )
     assert int(ns["decisions"]["sessions"].sum()) == ns["result"].counts["sessions_scored"]
     assert len(ns["queue"]) <= 20
     assert set(ns["truth"].columns) >= {"decision", "account_takeover", "bot", "social_engineering"}

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import datetime as dt
 
+import factories
+import notebook_reference as nb
 import numpy as np
 import pytest
 
-import factories
-import notebook_reference as nb
 from raksha import cli, contract, tables
 from raksha.daily import run
 

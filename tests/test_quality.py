@@ -3,20 +3,19 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import factories
 import pandas as pd
-
 from pyspark.sql import functions as F
 
-import factories
 from raksha import contract, quality
 
 DAY = dt.date(2026, 2, 3)
 
 
-def _flag(spark, frame: pd.DataFrame, set_values: dict[tuple[int, str], float] = {}) -> dict[str, list[str]]:
+def _flag(spark, frame: pd.DataFrame, set_values: dict[tuple[int, str], float] | None = None) -> dict[str, list[str]]:
     df = spark.createDataFrame(frame[[f.name for f in contract.SESSIONS_SCHEMA.fields]], contract.SESSIONS_SCHEMA)
     # NaN and infinities set in Spark: pandas -> Spark conversion would turn NaN into null
-    for (row, column), value in set_values.items():
+    for (row, column), value in (set_values or {}).items():
         hit = F.col("session_id") == frame.loc[row, "session_id"]
         df = df.withColumn(column, F.when(hit, F.lit(value)).otherwise(F.col(column)))
     rows = quality.flag_sessions(df, DAY).collect()

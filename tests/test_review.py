@@ -12,12 +12,12 @@ DAY = dt.date(2026, 4, 5)
 
 
 def _scored(spark, rows):
-    columns = ["session_id", "user_id", "device_id", "session_start", "decision", "risk_score", "ae_risk_percent",
-               "seq_risk", "seq_risk_max", "reasons"]
     data = [(sid, uid, "d", None, dec, risk, 0.0, 0.0, 0.0, []) for sid, uid, dec, risk in rows]
-    schema = ("session_id string, user_id string, device_id string, session_start timestamp, decision string, "
-              "risk_score double, ae_risk_percent double, seq_risk double, seq_risk_max double, "
-              f"reasons array<{contract.REASON_TYPE.simpleString()}>")
+    schema = (
+        "session_id string, user_id string, device_id string, session_start timestamp, decision string, "
+        "risk_score double, ae_risk_percent double, seq_risk double, seq_risk_max double, "
+        f"reasons array<{contract.REASON_TYPE.simpleString()}>"
+    )
     return spark.createDataFrame(data, schema)
 
 
@@ -30,7 +30,10 @@ def test_queue_groups_a_users_sessions_into_one_case_and_respects_capacity(spark
     assert (queue.groupby("case_id")["user_id"].nunique() <= 1).all()
     first = queue[queue["case_rank"] == 1]
     assert set(first["user_id"]) == {"u29"} and list(first.sort_values("rank_in_case")["session_id"]) == [
-        "s29-2", "s29-1", "s29-0"]
+        "s29-2",
+        "s29-1",
+        "s29-0",
+    ]
     tied = queue.set_index("case_rank").loc[[2, 3], "session_id"].tolist()
     assert tied == ["t2", "t1"]  # "session:t2" < "tie"
     assert review.overflow_cases(_scored(spark, rows), 10) == 32 - 10
@@ -53,11 +56,16 @@ def test_default_policy_is_the_notebooks(spark, cfg):
 
 
 def test_rules_are_editable_in_config(spark, cfg):
-    custom = cfg.with_overrides(['decision.rules=[{when: "risk_score >= 90", decision: BLOCK}, '
-                                 '{when: "seq_risk_max > 0.5 or ae_is_anomaly = 1", decision: REVIEW}]'])
+    custom = cfg.with_overrides(
+        [
+            'decision.rules=[{when: "risk_score >= 90", decision: BLOCK}, '
+            '{when: "seq_risk_max > 0.5 or ae_is_anomaly = 1", decision: REVIEW}]'
+        ]
+    )
     validate_policy(spark, custom)
-    df = spark.createDataFrame([(95.0, 0.0, 0), (50.0, 0.6, 0), (50.0, 0.1, 0)],
-                               "risk_score double, seq_risk_max double, ae_is_anomaly int")
+    df = spark.createDataFrame(
+        [(95.0, 0.0, 0), (50.0, 0.6, 0), (50.0, 0.1, 0)], "risk_score double, seq_risk_max double, ae_is_anomaly int"
+    )
     assert [r[0] for r in df.select(decision(custom)).collect()] == ["BLOCK", "REVIEW", "ALLOW"]
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import notebook_reference as nb
 import pandas as pd
 import pytest
 
-import notebook_reference as nb
 from raksha import artifacts, contract, tables
 from raksha.daily import run
 from raksha.scorers import BehaviorScorer, SequenceScorer
@@ -82,8 +82,11 @@ def test_an_attack_in_the_middle_of_a_long_session_is_caught(spark, cfg):
 
     sessions = factories.sessions_frame(DAY, 2, seed=9)
     views = ["VIEW_BALANCE", "VIEW_TRANSACTIONS"]
-    long_session = ["LOGIN", *views, "VIEW_BALANCE", "CHANGE_PASSWORD", "ADD_RECIPIENT", "TRANSFER_LARGE",
-                    "TRANSFER_LARGE"] + views * 8 + ["LOGOUT"]  # attack at actions 5-8 of 25
+    long_session = (
+        ["LOGIN", *views, "VIEW_BALANCE", "CHANGE_PASSWORD", "ADD_RECIPIENT", "TRANSFER_LARGE", "TRANSFER_LARGE"]
+        + views * 8
+        + ["LOGOUT"]
+    )  # attack at actions 5-8 of 25
     assert len(long_session) == 25
     ids = list(sessions["session_id"])
     actions = factories.actions_frame(sessions, sequences={ids[0]: long_session, ids[1]: ["LOGIN", *views * 12]})

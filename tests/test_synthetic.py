@@ -286,10 +286,17 @@ def test_written_parquet_has_utc_microseconds_real_nulls_and_replaces_the_day(tm
     assert all(sessions.schema.field(c).type == pa.int32() for c in contract.BINARY_FEATURES)
     assert labels.schema.field("is_attack").type == pa.int32()
     assert labels.schema.field("attack_kind").type == pa.string()
-    assert summary["actions"] == actions.num_rows + pq.read_table(
-        tmp_path / "a" / f"dt={DAY + dt.timedelta(days=1)}" / "part-00000.parquet").num_rows
-    for table, column in ((sessions, "gps_latitude"), (sessions, "wifi_id_hash"), (sessions, "accel_variance"),
-                          (actions, "amount")):
+    assert (
+        summary["actions"]
+        == actions.num_rows
+        + pq.read_table(tmp_path / "a" / f"dt={DAY + dt.timedelta(days=1)}" / "part-00000.parquet").num_rows
+    )
+    for table, column in (
+        (sessions, "gps_latitude"),
+        (sessions, "wifi_id_hash"),
+        (sessions, "accel_variance"),
+        (actions, "amount"),
+    ):
         values = table.column(column)
         present = values.drop_null().to_numpy()
         assert values.null_count > 0 and not np.isnan(present).any(), column

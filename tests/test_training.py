@@ -41,7 +41,8 @@ def test_threshold_is_the_95th_percentile_of_heldout_errors(spark, window):
     frame = autoencoder_frame(spark, window, START, START)
     trained = fit_autoencoder(frame, AutoencoderParams(epochs=2))
     version = artifacts.load_version(
-        window.path("models"), contract.AE_MODEL,
+        window.path("models"),
+        contract.AE_MODEL,
         artifacts.write_version(window.path("models"), trained.name, trained.files, trained.manifest_fields).version,
     )
     scorer = BehaviorScorer(version)
@@ -54,8 +55,10 @@ def test_threshold_is_the_95th_percentile_of_heldout_errors(spark, window):
 
 def test_sequence_model_learns_the_notebook_patterns(tmp_path):
     rng = np.random.default_rng(0)
-    normal = [["LOGIN", *rng.choice(["VIEW_BALANCE", "VIEW_TRANSACTIONS", "TRANSFER_SMALL"], rng.integers(1, 6)),
-               "LOGOUT"] for _ in range(1500)]
+    normal = [
+        ["LOGIN", *rng.choice(["VIEW_BALANCE", "VIEW_TRANSACTIONS", "TRANSFER_SMALL"], rng.integers(1, 6)), "LOGOUT"]
+        for _ in range(1500)
+    ]
     attacks = [["LOGIN", "ADD_RECIPIENT", "TRANSFER_LARGE", "LOGOUT"], ["LOGIN", "CHANGE_PASSWORD", "TRANSFER_LARGE"]]
     attack = [attacks[i % 2] for i in range(300)]
     tokens = [encode_actions(s) for s in normal + attack]
@@ -64,9 +67,14 @@ def test_sequence_model_learns_the_notebook_patterns(tmp_path):
     assert trained.manifest_fields["metrics"]["roc_auc"] > 0.99
     version = artifacts.write_version(tmp_path, trained.name, trained.files, trained.manifest_fields)
     risk = SequenceScorer(artifacts.load_version(tmp_path, version.name, version.version)).score(
-        [encode_actions(s) for s in (["LOGIN", "VIEW_BALANCE", "VIEW_TRANSACTIONS", "LOGOUT"],
-                                     ["LOGIN", "CHANGE_PASSWORD", "TRANSFER_LARGE"],
-                                     ["LOGIN", "ADD_RECIPIENT", "TRANSFER_LARGE"])]
+        [
+            encode_actions(s)
+            for s in (
+                ["LOGIN", "VIEW_BALANCE", "VIEW_TRANSACTIONS", "LOGOUT"],
+                ["LOGIN", "CHANGE_PASSWORD", "TRANSFER_LARGE"],
+                ["LOGIN", "ADD_RECIPIENT", "TRANSFER_LARGE"],
+            )
+        ]
     )
     assert list(risk["seq_is_block"]) == [0, 1, 1]
 
