@@ -118,9 +118,9 @@ def _windows(sessions: DataFrame) -> DataFrame:
 def score_sequences(sessions: DataFrame, model: BroadcastModel, threads: int, counter: Any) -> DataFrame:
     """``sessions`` (with ``action_tokens``) plus the sequence model's columns.
 
-    seq_risk, seq_is_block, seq_surprise: the notebook's score of the last 10 actions.
-    seq_risk_max, seq_risk_max_at (the action at which it peaked): the riskiest window, so an
-    attack in the middle of a long session is not missed.
+    seq_risk, seq_is_block: the notebook's score of the last 10 actions.
+    seq_risk_max, seq_risk_max_at (the action at which it peaked), seq_surprise: the riskiest
+    window, so an attack in the middle of a long session is not missed (and ranks in risk_score).
     seq_reasons: the steps that drove the riskiest window, with their positions in the session.
 
     Action sequences repeat heavily, so each distinct window is scored once and joined back.
@@ -145,11 +145,12 @@ def score_sequences(sessions: DataFrame, model: BroadcastModel, threads: int, co
         ),
     )
     per_session = per_window.groupBy("session_id").agg(
-        F.max_by(F.struct("seq_risk", "seq_is_block", "seq_surprise"), "window_end").alias("_last"),
+        F.max_by(F.struct("seq_risk", "seq_is_block"), "window_end").alias("_last"),
         F.max_by(
             F.struct(
                 F.col("seq_risk").alias("seq_risk_max"),
                 F.col("window_end").cast("int").alias("seq_risk_max_at"),
+                F.col("seq_surprise"),
                 shifted.alias("seq_reasons"),
             ),
             peak_key,

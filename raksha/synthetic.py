@@ -33,7 +33,7 @@ The model of the data:
     data, mostly at night, another person's hand, quick purposeful steps, and an aggressive
     sequence (``ATTACK_SEQUENCES``), among them the LSTM notebook's test sequences LOGIN,
     CHANGE_PASSWORD, TRANSFER_LARGE and LOGIN, ADD_RECIPIENT, TRANSFER_LARGE (with and without
-    LOGOUT);
+    LOGOUT), in a third of them after some browsing and in a quarter followed by some;
   * ``bot``: too fast (tiny tap duration and interval), too regular (tiny motion variance, or no
     motion sensors at all), a tiny touch area, many touch events, actions a fraction of a second
     apart, mostly from a fresh device and at any hour; its action sequence looks ordinary;
@@ -137,6 +137,11 @@ TEMPLATES = np.zeros((len(_TEMPLATE_LIST), max(map(len, _TEMPLATE_LIST))), dtype
 for _i, _t in enumerate(_TEMPLATE_LIST):
     TEMPLATES[_i, : len(_t)] = _t
 TEMPLATE_LENGTHS = np.array([len(t) for t in _TEMPLATE_LIST])
+# Attackers often look around first, and some keep browsing after the transfer: a share of the
+# templated attacks get 1-3 browsing steps (VIEW_BALANCE / VIEW_TRANSACTIONS) after LOGIN, and a
+# share get 1-3 after the attack, so the attack sits in the middle of the session.
+BROWSE_FIRST_RATE = 0.35
+BROWSE_AFTER_RATE = 0.25
 _TEMPLATE_START = dict(zip(ATTACK_SEQUENCES, np.cumsum([0, *map(len, ATTACK_SEQUENCES.values())])[:-1], strict=True))
 
 # --- labels -----------------------------------------------------------------------------------
@@ -291,7 +296,9 @@ def _sequences(
         chosen = kind == 1 + contract.ATTACK_KINDS.index(name)
         template[chosen] = _TEMPLATE_START[name] + rng.integers(0, len(templates), int(chosen.sum()))
     templated = template >= 0
-    lengths[templated] = TEMPLATE_LENGTHS[template[templated]]
+    before = np.where(templated & (rng.random(n) < BROWSE_FIRST_RATE), rng.integers(1, 4, n), 0)
+    after = np.where(templated & (rng.random(n) < BROWSE_AFTER_RATE), rng.integers(1, 4, n), 0)
+    lengths[templated] = TEMPLATE_LENGTHS[template[templated]] + before[templated] + after[templated]
 
     owner = np.repeat(np.arange(n), lengths)
     offsets = np.cumsum(lengths) - lengths
@@ -300,8 +307,17 @@ def _sequences(
     codes[(pos == 0) & ~resumed[owner]] = L
     codes[(pos == lengths[owner] - 1) & logout[owner]] = LO
     from_template = template[owner]
-    use = from_template >= 0
-    codes[use] = TEMPLATES[from_template[use], pos[use]]
+    # LOGIN, browsing, the template's steps, browsing, then the template's LOGOUT if it has one
+    attack = from_template >= 0
+    ends_logout = TEMPLATES[from_template, TEMPLATE_LENGTHS[from_template] - 1] == LO
+    core = TEMPLATE_LENGTHS[from_template] - ends_logout
+    in_template = pos - np.where(pos > 0, before[owner], 0)
+    use = attack & ((pos == 0) | ((in_template > 0) & (in_template < core)))
+    closing = attack & ends_logout & (pos == lengths[owner] - 1)
+    browse = attack & ~use & ~closing
+    codes[use] = TEMPLATES[from_template[use], in_template[use]]
+    codes[closing] = LO
+    codes[browse] = np.where(rng.random(int(browse.sum())) < 0.5, VB, VT)
     return lengths, codes, owner
 
 
