@@ -64,6 +64,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--end-date", type=_date, required=True)
     p.add_argument("--capacity-share", type=float, default=0.01, help="queue capacity as a share of sessions")
 
+    p = sub.add_parser("label", parents=[common], help="land analysts' verdicts (CSV or Parquet) in the verdicts table")
+    p.add_argument("--file", required=True, help="verdicts: session_id, dt, verdict, analyst, reviewed_at[, note]")
+    p.add_argument("--rejects", metavar="FILE", help="also write the rejected rows and their reasons to this CSV")
+
+    p = sub.add_parser(
+        "evaluate", parents=[common], help="ROC-AUC, PR-AUC, precision and recall against ground truth, with a baseline"
+    )
+    p.add_argument("--start-date", type=_date, required=True)
+    p.add_argument("--end-date", type=_date, required=True)
+    p.add_argument("--capacity-share", type=float, default=0.01, help="queue capacity as a share of sessions")
+    p.add_argument("--truth", choices=("labels", "verdicts"), default="labels", help="generated labels or verdicts")
+    p.add_argument("--out", metavar="FILE.json", help="report path (default: {paths.warehouse}/../reports/...)")
+    p.add_argument("--baseline-rows", type=int, default=200_000, help="most sessions the IsolationForest trains on")
+
     p = sub.add_parser("promote", parents=[common], help="promote a model version")
     p.add_argument("--model", required=True)
     p.add_argument("--version", required=True)
@@ -191,6 +205,38 @@ def cmd_queue_precision(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_label(cfg: Config, args: argparse.Namespace) -> int:
+    """Exit 0 when every row landed; 2 when some rows were rejected (the valid ones landed)."""
+    from raksha.verdicts import label, print_label_report, write_rejections
+
+    report = with_spark(cfg, "raksha-label", lambda spark: label(spark, cfg, args.file))
+    print_label_report(report)
+    if args.rejects:
+        write_rejections(report, args.rejects)
+        print(f"  rejected rows written to {args.rejects}")
+    return 2 if report.rejected else 0
+
+
+def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.evaluation import run_evaluation
+
+    with_spark(
+        cfg,
+        "raksha-evaluate",
+        lambda spark: run_evaluation(
+            spark,
+            cfg,
+            args.start_date,
+            args.end_date,
+            capacity_share=args.capacity_share,
+            truth=args.truth,
+            out=args.out,
+            baseline_max_rows=args.baseline_rows,
+        ),
+    )
+    return 0
+
+
 def cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
     from raksha.artifacts import promote
 
@@ -214,6 +260,8 @@ COMMANDS = {
     "import-legacy": cmd_import_legacy,
     "score": cmd_score,
     "queue-precision": cmd_queue_precision,
+    "label": cmd_label,
+    "evaluate": cmd_evaluate,
     "promote": cmd_promote,
     "sql": cmd_sql,
 }

@@ -222,3 +222,20 @@ OUTPUT_SCHEMAS: dict[str, T.StructType] = {
     "quarantine": QUARANTINE_SCHEMA,
     "run_log": RUN_LOG_SCHEMA,
 }
+
+# --- analysts' verdicts (``raksha label``): one row per session and dt, the latest verdict ---
+VERDICTS: tuple[str, ...] = ("fraud", "legit", "unsure")
+
+VERDICTS_SCHEMA = T.StructType(
+    [
+        T.StructField("session_id", T.StringType(), False),
+        T.StructField("verdict", T.StringType(), False),  # one of VERDICTS
+        T.StructField("analyst", T.StringType(), False),
+        T.StructField("reviewed_at", T.TimestampType(), False),
+        T.StructField("note", T.StringType(), True),
+        T.StructField("source_file", T.StringType(), False),  # the file the verdict came from
+        T.StructField("source_line", T.IntegerType(), False),  # its line (CSV) or 1-based row (Parquet)
+        T.StructField("run_id", T.StringType(), False),  # the `raksha label` run that landed it
+        T.StructField("ingested_at", T.TimestampType(), False),
+    ]
+)

@@ -19,7 +19,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import raksha
-from raksha import artifacts, contract, inputs, model_cache, quality, review, tables
+from raksha import artifacts, contract, failpoints, inputs, locks, model_cache, privacy, quality, review, tables
 from raksha.config import Config
 from raksha.decisions import decide, validate_policy
 from raksha.scoring import BroadcastModel, score_behavior, score_sequences
@@ -28,6 +28,7 @@ from raksha.sequences import session_sequences
 log = logging.getLogger(__name__)
 
 PUBLISHED_TABLES = ("scored_sessions", "quarantine", "review_queue")
+EMPTY_DAY_MESSAGE = "empty day: no sessions; the date now holds zero rows"
 
 
 class ReconciliationError(RuntimeError):
@@ -74,8 +75,9 @@ def with_sequences(valid: DataFrame, actions: DataFrame) -> DataFrame:
     )
 
 
-def quarantine_rows(bad: DataFrame, run_id: str, at: dt.datetime) -> DataFrame:
-    record_columns = [c for c in bad.columns if c != quality.REASONS_COLUMN]
+def quarantine_rows(bad: DataFrame, run_id: str, at: dt.datetime, cfg: Config) -> DataFrame:
+    """Quarantine rows from rows carrying ``quarantine_reasons`` (location and network coarsened)."""
+    record_columns = [privacy.coarsen_column(c, cfg) for c in bad.columns if c != quality.REASONS_COLUMN]
     return bad.select(
         "session_id",
         "user_id",
@@ -95,6 +97,7 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
     clock = time.monotonic()
     timings: dict[str, float] = {}
     log.info("run %s: scoring %s", run_id, day)
+    failpoints.propagate(spark)
     validate_policy(spark, cfg)
     ae_version = artifacts.load_version(cfg.path("models"), contract.AE_MODEL)
     seq_version = artifacts.load_version(cfg.path("models"), contract.SEQ_MODEL)
@@ -105,19 +108,24 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
         "model_checksums": {f"{v.name}/{f}": s for v in (ae_version, seq_version) for f, s in v.checksums.items()},
         "ae_threshold": ae_version.threshold,
     }
-    try:
-        result = _run(spark, cfg, day, run_id, ae_version, seq_version, timings)
-    except Exception as exc:
-        _log_failure(spark, cfg, day, run_id, base, exc, clock, timings)
-        raise
-    finally:
-        tables.discard_staging(spark, cfg, run_id)
+    with locks.date_lock(spark, cfg, day, run_id):
+        for dead in tables.discard_abandoned_staging(spark, cfg, day, run_id):
+            log.warning("run %s: removed the staging of run %s, which died before finishing", run_id, dead)
+        try:
+            result = _run(spark, cfg, day, run_id, ae_version, seq_version, timings)
+        except Exception as exc:
+            _log_failure(spark, cfg, day, run_id, base, exc, clock, timings)
+            raise
+        finally:
+            tables.discard_staging(spark, cfg, run_id)
+    for pruned in tables.prune_superseded(spark, cfg, dt.datetime.now(dt.UTC)):
+        log.info("run %s: removed superseded days of run %s (older than the retention)", run_id, pruned)
     timings["total"] = time.monotonic() - clock
     row = {
         **base,
         "run_id": run_id,
         "status": "SUCCEEDED",
-        "message": None,
+        "message": EMPTY_DAY_MESSAGE if result.counts["sessions_read"] == 0 else None,
         "counts": result.counts,
         "decisions": result.decisions,
         "model_loads": result.model_loads,
@@ -154,11 +162,18 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult
         .withColumn("seq_model_version", F.lit(seq_version.version))
         .withColumn("run_id", F.lit(run_id))
         .withColumn("scored_at", F.lit(scored_at).cast("timestamp"))
+        .withColumn("reasons", privacy.coarsen_reasons(F.col("reasons"), cfg))
+        .withColumn(quality.REASONS_COLUMN, quality.model_output_reasons())
     )
     clock = time.monotonic()
-    tables.stage(cfg, run_id, "scored_sessions", scored, day)
-    tables.stage(cfg, run_id, "quarantine", quarantine_rows(bad, run_id, scored_at), day)
+    not_a_number = tables.stage_scored(spark, cfg, run_id, scored, day, F.size(quality.REASONS_COLUMN) == 0)
+    rejected = not_a_number.withColumn(quality.REASONS_COLUMN, quality.model_output_reasons())
+    quarantined_rows = quarantine_rows(bad, run_id, scored_at, cfg).unionByName(
+        quarantine_rows(rejected, run_id, scored_at, cfg)
+    )
+    tables.stage(cfg, run_id, "quarantine", quarantined_rows, day)
     timings["score_and_stage"] = time.monotonic() - clock
+    failpoints.hit("after_stage")
 
     clock = time.monotonic()
     staged = tables.read_staged(spark, cfg, run_id, "scored_sessions", day)
@@ -206,6 +221,7 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult
     if stats["distinct_scored"] != stats["scored"]:
         raise ReconciliationError(f"sessions {day}: a session_id was scored twice")
 
+    failpoints.hit("before_publish")
     clock = time.monotonic()
     for table in PUBLISHED_TABLES:
         tables.publish(spark, cfg, run_id, table, day)

@@ -12,7 +12,9 @@ Reason codes (``CODE`` or ``CODE:feature``):
 - ``MISSING_SESSION_START`` / ``SESSION_START_OUTSIDE_DATE``;
 - ``NOT_FINITE:f``: NaN or infinity (a null is a missing value, not an error);
 - ``OUT_OF_RANGE:f``: outside the feature's physical range (contract.feature_range);
-- ``NOT_BINARY:f``: a binary feature that is not 0 or 1.
+- ``NOT_BINARY:f``: a binary feature that is not 0 or 1;
+- ``MODEL_OUTPUT_NOT_A_NUMBER:column``: found after scoring; a model gave NaN (or nothing) for
+  the session, so it is quarantined instead of published with a meaningless score.
 """
 
 from __future__ import annotations
@@ -77,3 +79,12 @@ def session_dq_flags() -> Column:
     any_null = F.size(F.filter(F.array(*nulls), lambda c: c.isNotNull())) > 0
     flags.append(F.when(any_null, F.lit("MISSING_FEATURES_FILLED")))
     return F.filter(F.array(*flags), lambda f: f.isNotNull())
+
+
+MODEL_OUTPUTS = ("ae_error", "seq_risk", "seq_risk_max", "risk_score")
+
+
+def model_output_reasons() -> Column:
+    """Codes for the model outputs of a scored row that are not numbers (empty when all are)."""
+    bad = [F.when(F.col(c).isNull() | F.isnan(c), F.lit(f"MODEL_OUTPUT_NOT_A_NUMBER:{c}")) for c in MODEL_OUTPUTS]
+    return F.filter(F.array(*bad), lambda r: r.isNotNull())

@@ -17,7 +17,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from raksha import contract, model_cache
+from raksha import contract, failpoints, model_cache
 from raksha.artifacts import ModelVersion
 
 SEQ_RESULT = T.StructType(
@@ -58,6 +58,7 @@ def behavior_udf(model: BroadcastModel, threads: int, counter: Any):
     def score_behavior(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         from raksha.scorers import BehaviorScorer
 
+        failpoints.hit_in_task("score_behavior")
         scorer = model_cache.get(model.key, lambda: BehaviorScorer(model.broadcast.value), threads, counter)
         for features in batches:
             model_cache.note_batch(counter, model.name)
@@ -70,6 +71,7 @@ def sequence_udf(model: BroadcastModel, threads: int, counter: Any):
     def score_windows(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         from raksha.scorers import SequenceScorer
 
+        failpoints.hit_in_task("score_sequences")
         scorer = model_cache.get(model.key, lambda: SequenceScorer(model.broadcast.value), threads, counter)
         for windows in batches:
             model_cache.note_batch(counter, model.name)

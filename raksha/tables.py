@@ -2,10 +2,16 @@
 
 Write, audit, publish: a run writes each table's day to its own staging folder
 ``{paths.staging}/{run_id}/{table}/dt=D`` (outside every table's folder), the job audits what
-it staged, then ``publish`` swaps the staged folder in as ``{warehouse}/{table}/dt=D``: the
-previous folder is first moved aside to ``{paths.staging}/superseded/{run_id}/{table}/dt=D``
-(kept for rollback), then the staged one is renamed into place. Other dates are never touched.
-The catalog partition points at the fixed folder, so it needs no change beyond a refresh.
+it staged, then ``publish`` swaps the staged folder in as ``{warehouse}/{table}/dt=D``.
+
+On a local filesystem the swap is one ``renameat2(RENAME_EXCHANGE)``: the staged folder and the
+live one trade places in a single step, so a reader of ``dt=D`` (Spark, DuckDB, pyarrow) sees
+the old day or the new one, never neither and never a mix; the old folder, now at the staged
+path, then moves to ``{paths.staging}/superseded/{run_id}/{table}/dt=D`` for rollback. Where the
+filesystem has no exchange (HDFS, object stores) it is two renames, live aside then staged in,
+with a short window in which the day is absent (never partial). Superseded days are removed
+after ``publish.superseded_retention_days``. Other dates are never touched. The catalog
+partition points at the fixed folder, so it needs no change beyond a refresh.
 ``run_log`` is append-only: each run adds its own file.
 """
 
@@ -14,7 +20,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from raksha import contract
@@ -73,6 +80,32 @@ def stage(cfg: Config, run_id: str, table: str, df: DataFrame, day: dt.date) -> 
     return path
 
 
+def stage_scored(spark: SparkSession, cfg: Config, run_id: str, df: DataFrame, day: dt.date, ok: Column) -> DataFrame:
+    """Stage scored_sessions in one pass, setting aside the rows where ``ok`` is false.
+
+    Returns the set-aside rows (read back from staging; expected to be none), so that a model
+    output that is not a number is never published as a score.
+    """
+    schema = contract.OUTPUT_SCHEMAS["scored_sessions"]
+    base = f"{stage_path(cfg, run_id, 'scored_sessions', day)}.split"
+    (
+        df.select(*[f.name for f in schema.fields], F.when(ok, "ok").otherwise("rejected").alias("model_output"))
+        .write.partitionBy("model_output")
+        .mode("overwrite")
+        .parquet(base)
+    )
+    storage = Storage(spark)
+    target = stage_path(cfg, run_id, "scored_sessions", day)
+    if storage.exists(f"{base}/model_output=ok"):
+        storage.rename(f"{base}/model_output=ok", target)
+    else:
+        spark.createDataFrame([], schema).write.mode("overwrite").parquet(target)
+    rejected = f"{base}/model_output=rejected"
+    if storage.exists(rejected):
+        return spark.read.schema(schema).parquet(rejected)
+    return spark.createDataFrame([], schema)
+
+
 def read_staged(spark: SparkSession, cfg: Config, run_id: str, table: str, day: dt.date) -> DataFrame:
     return spark.read.schema(contract.OUTPUT_SCHEMAS[table]).parquet(stage_path(cfg, run_id, table, day))
 
@@ -84,10 +117,54 @@ def publish(spark: SparkSession, cfg: Config, run_id: str, table: str, day: dt.d
     live = f"{table_location(cfg, table)}/dt={day.isoformat()}"
     staged = stage_path(cfg, run_id, table, day)
     if storage.exists(live):
-        aside = f"{cfg.path('staging').rstrip('/')}/superseded/{run_id}/{table}/dt={day.isoformat()}"
-        storage.rename(live, aside)
-    storage.rename(staged, live)
+        aside = f"{superseded_root(cfg)}/{run_id}/{table}/dt={day.isoformat()}"
+        if storage.exchange(staged, live):
+            storage.rename(staged, aside)  # the staged path holds the old day now
+        else:
+            storage.rename(live, aside)
+            storage.rename(staged, live)
+    else:
+        storage.rename(staged, live)
     _register_partition(spark, name, day)
+
+
+def superseded_root(cfg: Config) -> str:
+    return f"{cfg.path('staging').rstrip('/')}/superseded"
+
+
+def run_started(run_id: str) -> dt.datetime | None:
+    """When a run began, from its id (``YYYYMMDD-YYYYMMDDTHHMMSSZ-xxxxxx``)."""
+    parts = run_id.split("-")
+    try:
+        return dt.datetime.strptime(parts[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
+    except (IndexError, ValueError):
+        return None
+
+
+def prune_superseded(spark: SparkSession, cfg: Config, now: dt.datetime) -> list[str]:
+    """Remove superseded days older than ``publish.superseded_retention_days``; returns the run ids."""
+    storage = Storage(spark)
+    keep = dt.timedelta(days=float(cfg.get("publish.superseded_retention_days")))
+    removed = []
+    for folder in storage.list_dirs(superseded_root(cfg)):
+        run_id = folder.rstrip("/").rsplit("/", 1)[-1]
+        started = run_started(run_id)
+        if started is not None and now - started > keep:
+            storage.delete(folder)
+            removed.append(run_id)
+    return removed
+
+
+def discard_abandoned_staging(spark: SparkSession, cfg: Config, day: dt.date, current_run: str) -> list[str]:
+    """Staging folders of earlier runs of ``day`` that died before cleaning up (the caller holds the lock)."""
+    storage = Storage(spark)
+    removed = []
+    for folder in storage.list_dirs(cfg.path("staging")):
+        run_id = folder.rstrip("/").rsplit("/", 1)[-1]
+        if run_id.startswith(f"{day:%Y%m%d}-") and run_id != current_run and run_started(run_id) is not None:
+            storage.delete(folder)
+            removed.append(run_id)
+    return removed
 
 
 def append(spark: SparkSession, cfg: Config, run_id: str, table: str, df: DataFrame, day: dt.date) -> None:
