@@ -176,6 +176,9 @@ def append(spark: SparkSession, cfg: Config, run_id: str, table: str, df: DataFr
     storage.mkdirs(live)
     for i, path in enumerate(storage.list_files(staged)):
         storage.rename(path, f"{live}/{run_id}-{i:03d}.parquet")
+    storage.delete(f"{cfg.path('staging').rstrip('/')}/{run_id}/{table}")
+    if not storage.list_dirs(f"{cfg.path('staging').rstrip('/')}/{run_id}"):
+        storage.delete(f"{cfg.path('staging').rstrip('/')}/{run_id}")
     _register_partition(spark, name, day)
 
 

@@ -1,0 +1,188 @@
+"""Injected faults (issue: nothing lost, nothing let in): retries, failures, kills, reruns, locks.
+
+Faults are armed through raksha.failpoints (RAKSHA_FAILPOINTS), which the job hands to its
+tasks as a Spark local property; nothing is mocked.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import factories
+import pandas as pd
+import pytest
+from conftest import test_config as config_under
+
+from raksha import failpoints, locks, tables
+from raksha.daily import run
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+DAY = dt.date(2026, 7, 8)
+VOLATILE = ["run_id", "scored_at"]
+
+
+def _write_day(cfg, day: dt.date, n: int, seed: int) -> None:
+    sessions = factories.sessions_frame(day, n, seed=seed)
+    factories.write_partition(sessions, cfg.path("sessions"), day)
+    factories.write_partition(factories.actions_frame(sessions, seed=seed), cfg.path("actions"), day)
+
+
+def _day(cfg, table: str, day: dt.date = DAY) -> pd.DataFrame:
+    """The day's published rows as any Parquet reader sees them, without per-run columns."""
+    frame = pd.read_parquet(Path(cfg.path("warehouse")) / table / f"dt={day}")
+    frame = frame.drop(columns=[c for c in VOLATILE if c in frame.columns])
+    frame = frame.map(lambda v: repr(v.tolist()) if hasattr(v, "tolist") else v)  # arrays of structs
+    return frame.sort_values(list(frame.columns[:2])).reset_index(drop=True)
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    files = (p for p in sorted(folder.rglob("*")) if p.is_file())
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def _cli_env(points: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env[failpoints.ENV] = points
+    return env
+
+
+def _cli_sets(cfg, master: str) -> list[str]:
+    out = []
+    for key in ("sessions", "actions", "labels", "warehouse", "models", "metastore", "staging"):
+        out += ["--set", f"paths.{key}={cfg.path(key)}"]
+    same_batches = [  # as the shared test session: float32 results depend on how rows are batched
+        "spark.conf.spark.sql.shuffle.partitions=4",
+        "spark.conf.spark.sql.execution.arrow.maxRecordsPerBatch=50",
+    ]
+    out += [item for setting in same_batches for item in ("--set", setting)]
+    return [*out, "--set", f"spark.master={master}", "--set", f"catalog.database={cfg.get('catalog.database')}"]
+
+
+@pytest.fixture
+def inputs(cfg):
+    _write_day(cfg, DAY, 200, seed=3)
+    factories.write_untrained_models(cfg.path("models"))
+    return cfg
+
+
+@pytest.fixture
+def clean(spark, inputs, tmp_path):
+    """The same input and models scored once without any fault, in its own warehouse."""
+    other = config_under(tmp_path / "clean", f"paths.models={inputs.path('models')}")
+    _write_day(other, DAY, 200, seed=3)
+    run(spark, other, DAY)
+    return other
+
+
+def test_a_task_failing_its_first_attempt_is_retried_and_equals_a_clean_run(inputs, clean, tmp_path):
+    job = subprocess.run(
+        [str(BIN / "raksha"), "score", "--date", DAY.isoformat(), *_cli_sets(inputs, "local[2,3]")],
+        cwd=tmp_path,
+        env=_cli_env("score_behavior=raise_first_attempt"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert job.returncode == 0, job.stderr[-3000:]
+    assert "InjectedFault" in job.stderr  # the first attempt did fail
+    for table in ("scored_sessions", "review_queue", "quarantine"):
+        pd.testing.assert_frame_equal(_day(inputs, table), _day(clean, table))
+
+
+def test_a_task_that_always_fails_changes_nothing_published(spark, inputs, monkeypatch):
+    run(spark, inputs, DAY)
+    warehouse = Path(inputs.path("warehouse"))
+    before = {t: _digest(warehouse / t / f"dt={DAY}") for t in ("scored_sessions", "review_queue", "quarantine")}
+    name = tables.table_name(inputs, "scored_sessions")
+    rows_before = spark.sql(f"select count(*) n from {name} where dt = '{DAY}'").first()["n"]
+
+    monkeypatch.setenv(failpoints.ENV, "score_behavior=raise")
+    with pytest.raises(Exception, match="InjectedFault"):
+        run(spark, inputs, DAY)
+    monkeypatch.delenv(failpoints.ENV)
+    failpoints.propagate(spark)
+
+    assert {t: _digest(warehouse / t / f"dt={DAY}") for t in before} == before
+    assert spark.sql(f"select count(*) n from {name} where dt = '{DAY}'").first()["n"] == rows_before
+    statuses = [r["status"] for r in spark.table(tables.table_name(inputs, "run_log")).collect()]
+    assert sorted(statuses) == ["FAILED", "SUCCEEDED"]
+    assert not list((Path(inputs.path("staging"))).glob(f"{DAY:%Y%m%d}-*"))  # its staging is gone
+
+
+def test_killed_run_keeps_the_previous_day_readable_and_blocks_a_second_run_meanwhile(spark, inputs, clean, tmp_path):
+    run(spark, inputs, DAY)
+    previous = _day(inputs, "scored_sessions")
+    job = subprocess.Popen(
+        [str(BIN / "raksha"), "score", "--date", DAY.isoformat(), *_cli_sets(inputs, "local[2]")],
+        cwd=tmp_path,
+        env=_cli_env("after_stage=sleep:300"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        staging = Path(inputs.path("staging"))
+        deadline = time.monotonic() + 400
+        while not list(staging.glob(f"{DAY:%Y%m%d}-*/quarantine/dt={DAY}/_SUCCESS")):
+            assert job.poll() is None, job.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the job never staged its output"
+            time.sleep(1)
+        # output has landed in staging; readers of the table still see the previous day, whole
+        pd.testing.assert_frame_equal(_day(inputs, "scored_sessions"), previous)
+        # a second run of the same date is refused, naming the holder
+        holder = locks.lock_path(inputs, DAY)
+        refusal = rf"another run holds this date: run {DAY:%Y%m%d}-.* pid {job.pid}"
+        with pytest.raises(locks.DateLockedError, match=refusal):
+            run(spark, inputs, DAY)
+        assert Path(holder).exists()
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(60)
+    pd.testing.assert_frame_equal(_day(inputs, "scored_sessions"), previous)
+    # the dead run's lock and staging are taken over; the rerun equals a clean run
+    rerun = run(spark, inputs, DAY)
+    assert rerun.counts["sessions_read"] == 200
+    for table in ("scored_sessions", "review_queue", "quarantine"):
+        pd.testing.assert_frame_equal(_day(inputs, table), _day(clean, table))
+    assert [p.name for p in Path(inputs.path("staging")).iterdir() if p.name.startswith(f"{DAY:%Y%m%d}")] == []
+
+
+def test_three_runs_give_identical_days_and_leave_neighbours_byte_for_byte(spark, inputs):
+    neighbours = [DAY - dt.timedelta(days=1), DAY + dt.timedelta(days=1)]
+    for i, day in enumerate(neighbours):
+        _write_day(inputs, day, 30, seed=10 + i)
+        run(spark, inputs, day)
+    warehouse = Path(inputs.path("warehouse"))
+    before = {(t, d): _digest(warehouse / t / f"dt={d}") for t in ("scored_sessions", "quarantine") for d in neighbours}
+    contents = []
+    for _ in range(3):
+        run(spark, inputs, DAY)
+        scored = _day(inputs, "scored_sessions")
+        assert scored["session_id"].is_unique and len(scored) == 200
+        contents.append((scored, _day(inputs, "review_queue")))
+    for scored, queue in contents[1:]:
+        pd.testing.assert_frame_equal(scored, contents[0][0])
+        pd.testing.assert_frame_equal(queue, contents[0][1])
+    assert {k: _digest(warehouse / k[0] / f"dt={k[1]}") for k in before} == before
+    counts = spark.sql(f"select dt, count(*) n from {tables.table_name(inputs, 'scored_sessions')} group by dt")
+    expected = {str(neighbours[0]): 30, str(DAY): 200, str(neighbours[1]): 30}
+    assert {r["dt"]: r["n"] for r in counts.collect()} == expected
+
+
+def test_superseded_days_are_kept_for_rollback_then_pruned(spark, inputs):
+    first = run(spark, inputs, DAY)
+    second = run(spark, inputs, DAY)
+    kept = Path(inputs.path("staging")) / "superseded" / second.run_id / "scored_sessions" / f"dt={DAY}"
+    assert set(pd.read_parquet(kept)["run_id"]) == {first.run_id}  # the day the second run replaced
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=8)
+    assert second.run_id in tables.prune_superseded(spark, inputs, later)
+    assert not kept.exists()
