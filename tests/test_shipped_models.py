@@ -54,7 +54,7 @@ def test_only_touch_pressure_altered_names_touch_pressure_first(behavior):
     altered["touch_pressure"] = 0.02
     reasons = behavior.score(altered)["ae_reasons"]
     assert all(r[0]["feature"] == "touch_pressure" and r[0]["code"] == "TOUCH_PRESSURE_LOW" for r in reasons)
-    assert all(r[0]["value"] == pytest.approx(0.02) and r[0]["expected"] > 0.3 for r in reasons)
+    assert all(r[0]["value"] == pytest.approx(0.02) and r[0]["expected"] > 0.1 for r in reasons)  # a much firmer touch
 
 
 def test_notebook_examples_through_the_job(spark, cfg):
