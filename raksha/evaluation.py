@@ -249,7 +249,7 @@ def session_features(spark: SparkSession, cfg: Config, start: dt.date, end: dt.d
     raw = inputs.read_window(spark, cfg.path("sessions"), start, end, "sessions", contract.SESSIONS_SCHEMA)
     columns = ["dt", "session_id", "session_start", *contract.FEATURES]
     row_hash = F.xxhash64(*[F.col(c) for c in raw.columns if c != "dt"])
-    keep = Window.partitionBy("dt", "session_id").orderBy(F.col("session_start").asc_nulls_last(), row_hash)
+    keep = Window.partitionBy("dt", "session_id").orderBy(F.col("session_start").asc_nulls_last(), "_row_hash")
     return (
         raw.select(*columns, row_hash.alias("_row_hash"))
         .join(keys, ["dt", "session_id"], "left_semi")
@@ -367,7 +367,7 @@ def evaluate(
         for frame_ in persisted:
             frame_.unpersist()
 
-    frame["queued"] = frame["queued"].fillna(False).astype(bool)
+    frame["queued"] = frame["queued"].notna()  # True or null from the left join
     if frame[BASELINE].isna().any():  # every scored session has raw features; a gap is a bug
         raise RuntimeError(f"baseline: {int(frame[BASELINE].isna().sum())} evaluated sessions have no score")
     if frame.empty:

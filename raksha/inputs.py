@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
+from py4j.protocol import Py4JJavaError
 from pyspark.errors import PySparkException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -47,26 +48,37 @@ def read_day(spark: SparkSession, root: str, day: dt.date, dataset: str, schema:
     files = storage.list_files(path)
     if not files:
         return spark.createDataFrame([], schema)
+    for file in files:  # each file's own footer: a column missing from one file must not read as nulls
+        try:
+            file_schema = spark.read.parquet(file).schema
+        except (PySparkException, Py4JJavaError) as exc:
+            raise InputError(f"{dataset} {day}: cannot read Parquet file {file}: {_first_line(exc)}") from None
+        check_schema(file_schema, schema, dataset, day, file)
     try:
         raw = spark.read.parquet(*files)
-    except PySparkException as exc:
+    except (PySparkException, Py4JJavaError) as exc:
         raise InputError(f"{dataset} {day}: cannot read Parquet under {path}: {_first_line(exc)}") from None
     return conform(raw, schema, dataset, day, path)
 
 
-def conform(raw: DataFrame, schema: T.StructType, dataset: str, day: dt.date, where: str) -> DataFrame:
-    """Cast ``raw`` to ``schema`` where the cast loses nothing; any other mismatch is an error."""
-    present = {f.name: f.dataType for f in raw.schema.fields}
-    columns = []
+def check_schema(present_schema: T.StructType, schema: T.StructType, dataset: str, day: dt.date, where: str) -> None:
+    """Every column of ``schema`` is in ``present_schema`` with a type that casts without loss."""
+    present = {f.name: f.dataType for f in present_schema.fields}
     for field in schema.fields:
         if field.name not in present:
             raise InputError(f"{dataset} {day}: required column '{field.name}' is missing in {where}")
-        source = present[field.name]
-        if not isinstance(source, ACCEPTED[type(field.dataType)]):
+        if not isinstance(present[field.name], ACCEPTED[type(field.dataType)]):
             raise InputError(
-                f"{dataset} {day}: column '{field.name}' has type {source.simpleString()} in {where}, "
+                f"{dataset} {day}: column '{field.name}' has type {present[field.name].simpleString()} in {where}, "
                 f"expected {field.dataType.simpleString()}"
             )
+
+
+def conform(raw: DataFrame, schema: T.StructType, dataset: str, day: dt.date, where: str) -> DataFrame:
+    """Cast ``raw`` to ``schema`` where the cast loses nothing; any other mismatch is an error."""
+    check_schema(raw.schema, schema, dataset, day, where)
+    columns = []
+    for field in schema.fields:
         columns.append(F.col(field.name).cast(field.dataType).alias(field.name))
     return raw.select(*columns)
 
@@ -75,11 +87,14 @@ def check_readable(df: DataFrame, dataset: str, day: dt.date, where: str) -> int
     """Count the rows, turning a corrupt file into one clear line."""
     try:
         return df.count()
-    except PySparkException as exc:
+    except (PySparkException, Py4JJavaError) as exc:
         raise InputError(f"{dataset} {day}: unreadable file under {where}: {_first_line(exc)}") from None
 
 
 def _first_line(exc: BaseException) -> str:
+    if isinstance(exc, Py4JJavaError):
+        text = str(exc.java_exception.getMessage() or "").strip().splitlines()
+        return text[0][:300] if text else type(exc).__name__
     text = str(exc).strip().splitlines()
     return text[0][:300] if text else type(exc).__name__
 

@@ -238,7 +238,7 @@ def check_rows(raw: pd.DataFrame, now: dt.datetime) -> tuple[pd.DataFrame, dict[
     for row in raw.to_dict("records"):
         problems: list[str] = []
         if row.get("_extra_fields"):
-            problems.append(f"{row['_extra_fields']} more field(s) than the header has")
+            problems.append(f"{int(row['_extra_fields'])} more field(s) than the header has")
         session_id = _text(row.get("session_id"))
         if session_id is None:
             problems.append("missing session_id")

@@ -61,8 +61,11 @@ def write_partition(frame: pd.DataFrame, root: Path | str, day: dt.date, name: s
     return path
 
 
-def write_untrained_models(models_root: Path | str, seed: int = 0) -> None:
-    """Promoted versions of both notebook networks with initial weights (plumbing tests only)."""
+def write_untrained_models(models_root: Path | str, seed: int = 0, broken_autoencoder: bool = False) -> None:
+    """Promoted versions of both notebook networks with initial weights (plumbing tests only).
+
+    ``broken_autoencoder``: its last layer's bias is NaN, so every output is NaN.
+    """
     import keras
 
     from raksha import architectures, artifacts
@@ -75,7 +78,7 @@ def write_untrained_models(models_root: Path | str, seed: int = 0) -> None:
         models_root,
         contract.AE_MODEL,
         {
-            "model.keras": architectures.model_to_bytes(architectures.build_autoencoder()),
+            "model.keras": architectures.model_to_bytes(_autoencoder(broken_autoencoder)),
             "scaler.json": json.dumps(scaler.to_json()).encode(),
         },
         {"threshold": 1.0, "source": "test-untrained"},
@@ -88,3 +91,14 @@ def write_untrained_models(models_root: Path | str, seed: int = 0) -> None:
         {"block_threshold": 0.8, "source": "test-untrained"},
         promote_it=True,
     )
+
+
+def _autoencoder(broken: bool):
+    from raksha import architectures
+
+    model = architectures.build_autoencoder()
+    if broken:
+        last = model.layers[-1]
+        kernel, bias = last.get_weights()
+        last.set_weights([kernel, np.full_like(bias, np.nan)])
+    return model
