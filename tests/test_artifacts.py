@@ -61,3 +61,41 @@ def test_vocabulary_differing_from_the_contract_is_refused(tmp_path):
     manifest_path.write_text(json.dumps(manifest))
     with pytest.raises(artifacts.ArtifactError, match=r"'LOGOUT': model 9, contract 8"):
         artifacts.load_version(tmp_path, version.name, version.version)
+
+
+class _Payload:
+    """A pickle that, when loaded, would create a marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def _real_versions(root: Path) -> None:
+    import factories
+
+    factories.write_untrained_models(root)
+
+
+@pytest.mark.parametrize("fix_manifest", [False, True], ids=["checksum-stale", "checksum-updated-too"])
+def test_scaler_replaced_by_a_malicious_pickle_never_runs(tmp_path, fix_manifest):
+    import hashlib
+    import pickle
+
+    from raksha.scorers import BehaviorScorer
+
+    _real_versions(tmp_path / "models")
+    marker = tmp_path / "pwned"
+    version = artifacts.current_version(tmp_path / "models", contract.AE_MODEL)
+    folder = tmp_path / "models" / contract.AE_MODEL / version
+    payload = pickle.dumps(_Payload(marker))
+    (folder / "scaler.json").write_bytes(payload)
+    if fix_manifest:  # an attacker who also rewrites the manifest's checksum
+        manifest = json.loads((folder / "manifest.json").read_text())
+        manifest["files"]["scaler.json"] = hashlib.sha256(payload).hexdigest()
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises((artifacts.ArtifactError, ValueError)):
+        BehaviorScorer(artifacts.load_version(tmp_path / "models", contract.AE_MODEL))
+    assert not marker.exists()
