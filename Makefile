@@ -31,6 +31,9 @@ demo: setup ## generate one day of sample data, score it with the shipped models
 test: setup ## run the test suite
 	$(BIN)/python -m pytest -q tests
 
+bench: setup ## time the nightly job against its floor, the Spark-docs recipe and the notebooks (BENCH_ARGS=...)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 lint: setup ## ruff lint and format check
 	$(BIN)/ruff check raksha jobs tests
 	$(BIN)/ruff format --check raksha jobs tests
