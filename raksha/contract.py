@@ -132,6 +132,19 @@ REASON_TYPE = T.StructType(
     ]
 )
 
+# The challenger's outputs (raksha.challenger): null when no challenger is configured; never decide.
+CHALLENGER_FIELDS = [
+    T.StructField("challenger_ae_model_version", T.StringType(), True),
+    T.StructField("challenger_seq_model_version", T.StringType(), True),
+    T.StructField("challenger_ae_error", T.DoubleType(), True),
+    T.StructField("challenger_ae_threshold", T.DoubleType(), True),
+    T.StructField("challenger_ae_is_anomaly", T.IntegerType(), True),
+    T.StructField("challenger_seq_risk", T.DoubleType(), True),
+    T.StructField("challenger_seq_risk_max", T.DoubleType(), True),
+    T.StructField("challenger_risk_score", T.DoubleType(), True),
+    T.StructField("challenger_decision", T.StringType(), True),
+]
+
 SCORED_SESSIONS_SCHEMA = T.StructType(
     [
         T.StructField("session_id", T.StringType(), False),
@@ -156,6 +169,7 @@ SCORED_SESSIONS_SCHEMA = T.StructType(
         T.StructField("seq_model_version", T.StringType(), False),
         T.StructField("run_id", T.StringType(), False),
         T.StructField("scored_at", T.TimestampType(), False),
+        *CHALLENGER_FIELDS,
     ]
 )
 

@@ -19,7 +19,19 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 import raksha
-from raksha import artifacts, contract, failpoints, inputs, locks, model_cache, privacy, quality, review, tables
+from raksha import (
+    artifacts,
+    challenger,
+    contract,
+    failpoints,
+    inputs,
+    locks,
+    model_cache,
+    privacy,
+    quality,
+    review,
+    tables,
+)
 from raksha.config import Config
 from raksha.decisions import decide, validate_policy
 from raksha.scoring import BroadcastModel, score_behavior, score_sequences
@@ -43,6 +55,7 @@ class RunResult:
     decisions: dict[str, int]
     model_loads: dict[str, int]
     tables: dict[str, str] = field(default_factory=dict)
+    challenger: dict | None = None  # champion vs challenger disagreements, when a challenger ran
 
 
 def new_run_id(day: dt.date) -> str:
@@ -101,18 +114,22 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
     validate_policy(spark, cfg)
     ae_version = artifacts.load_version(cfg.path("models"), contract.AE_MODEL)
     seq_version = artifacts.load_version(cfg.path("models"), contract.SEQ_MODEL)
+    rival = challenger.load(cfg)
     base = {
         "started_at": started,
         "ae_model_version": ae_version.version,
         "seq_model_version": seq_version.version,
-        "model_checksums": {f"{v.name}/{f}": s for v in (ae_version, seq_version) for f, s in v.checksums.items()},
+        "model_checksums": {
+            **{f"{v.name}/{f}": s for v in (ae_version, seq_version) for f, s in v.checksums.items()},
+            **rival.checksums(),
+        },
         "ae_threshold": ae_version.threshold,
     }
     with locks.date_lock(spark, cfg, day, run_id):
         for dead in tables.discard_abandoned_staging(spark, cfg, day, run_id):
             log.warning("run %s: removed the staging of run %s, which died before finishing", run_id, dead)
         try:
-            result = _run(spark, cfg, day, run_id, ae_version, seq_version, timings)
+            result = _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings)
         except Exception as exc:
             _log_failure(spark, cfg, day, run_id, base, exc, clock, timings)
             raise
@@ -137,7 +154,7 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
     return result
 
 
-def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult:
+def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> RunResult:
     clock = time.monotonic()
     scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     sessions = inputs.read_sessions(spark, cfg.path("sessions"), day)
@@ -156,6 +173,11 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult
         with_sequences(valid, actions)
         .transform(lambda df: score_behavior(df, ae_model, threads, counter))
         .transform(lambda df: score_sequences(df, seq_model, threads, counter))
+        .transform(
+            lambda df: challenger.score(
+                df, spark, cfg, rival, (ae_version.version, seq_version.version), threads, counter
+            )
+        )
         .transform(lambda df: decide(df, cfg))
         .withColumn("dq_flags", quality.session_dq_flags())
         .withColumn("ae_model_version", F.lit(ae_version.version))
@@ -213,6 +235,9 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult
         "review_audit_sessions": int(queue_stats["audit"] or 0),
         "review_overflow_cases": review.overflow_cases(staged, capacity),
     }
+    compared = challenger.disagreements(staged) if rival.configured else None
+    if compared is not None:
+        counts["challenger_disagreements"] = compared["disagreements"]
     timings["audit"] = time.monotonic() - clock
     if sessions_read != counts["sessions_scored"] + quarantined:
         raise ReconciliationError(
@@ -228,7 +253,9 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult
     timings["publish"] = time.monotonic() - clock
 
     loads = {}
-    for model in (contract.AE_MODEL, contract.SEQ_MODEL):
+    models = [contract.AE_MODEL, contract.SEQ_MODEL]
+    models += [f"{challenger.PREFIX}{v.name}" for v in (rival.behavior, rival.sequence) if v is not None]
+    for model in models:
         summary = model_cache.summarize(counter.value, model)
         log.info(
             "model %s: loaded %d times in %d Python workers over %d batches",
@@ -238,7 +265,7 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, timings) -> RunResult
             summary["batches"],
         )
         loads.update({f"{model}.{k}": v for k, v in summary.items()})
-    return RunResult(run_id, day, counts, decisions, loads)
+    return RunResult(run_id, day, counts, decisions, loads, challenger=compared)
 
 
 def _append_run_log(spark: SparkSession, cfg: Config, day: dt.date, row: dict) -> None:

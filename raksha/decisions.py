@@ -20,8 +20,12 @@ from pyspark.sql import functions as F
 from raksha import calibration, contract
 from raksha.config import Config, ConfigError
 
-# Columns a rule may use: the scored session's (risk_score included), before the decision.
-RULE_COLUMNS = [f for f in contract.SCORED_SESSIONS_SCHEMA.fields if f.name not in ("decision", "reasons")]
+# Columns a rule may use: the scored session's (risk_score included), before the decision; never the challenger's.
+RULE_COLUMNS = [
+    f
+    for f in contract.SCORED_SESSIONS_SCHEMA.fields
+    if f.name not in ("decision", "reasons") and f not in contract.CHALLENGER_FIELDS
+]
 
 
 def policy(cfg: Config) -> tuple[list[tuple[str, str]], str]:

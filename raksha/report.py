@@ -28,8 +28,25 @@ def print_run_summary(spark: SparkSession, cfg: Config, result) -> None:
     print("  decisions (from the catalog):")
     for row in rows:
         print(f"    {row['decision']:<7} {row['sessions']}")
+    if result.challenger is not None:
+        _print_challenger(result.challenger)
     print("  tables:")
     for table, name in result.tables.items():
         print(f"    {name:<28} {tables.table_location(cfg, table)}/dt={day}")
     print(f"  catalog: {cfg.path('metastore')} (database {cfg.get('catalog.database')})")
     print(f"  query:   raksha sql \"select decision, count(*) from {scored} where dt = '{day}' group by decision\"")
+
+
+def _print_challenger(compared: dict) -> None:
+    """Where the challenger would have decided differently (it never decides)."""
+    print(
+        f"  challenger: {compared['disagreements']} of {compared['sessions_compared']} sessions decided differently"
+        " (champion -> challenger):"
+    )
+    for pair, n in compared["pairs"].items():
+        print(f"    {pair:<15} {n}")
+    for row in compared["examples"]:
+        print(
+            f"    e.g. {row['session_id']}: {row['decision']} (risk {row['risk_score']:.1f}) -> "
+            f"{row['challenger_decision']} (risk {row['challenger_risk_score']:.1f})"
+        )

@@ -1,0 +1,129 @@
+"""Champion and challenger: a second version scored in the same run, into its own columns only."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import conftest
+import numpy as np
+import pandas as pd
+import pytest
+
+from raksha import artifacts, challenger, contract, synthetic, tables
+from raksha.config import ConfigError
+from raksha.daily import run
+from raksha.report import print_run_summary
+
+REPO = Path(__file__).resolve().parent.parent
+DAY = dt.date(2026, 4, 6)
+CHAMPION_COLUMNS = [
+    f.name
+    for f in contract.SCORED_SESSIONS_SCHEMA.fields
+    if f not in contract.CHALLENGER_FIELDS and f.name not in ("run_id", "scored_at")
+]
+
+
+def _day(cfg, table: str) -> pd.DataFrame:
+    frame = pd.read_parquet(Path(cfg.path("warehouse")) / table / f"dt={DAY}")
+    key = ["session_id", "audit"] if table == "review_queue" else ["session_id"]
+    return frame.sort_values(key).reset_index(drop=True)
+
+
+def _stricter_autoencoder(models: Path) -> artifacts.ModelVersion:
+    """The promoted autoencoder's files with half its threshold: a real version, as calibrate writes one."""
+    champion = artifacts.load_version(models, contract.AE_MODEL)
+    fields = {k: v for k, v in champion.manifest.items() if k not in ("name", "version", "created_at", "files")}
+    fields["threshold"] = champion.threshold / 2
+    return artifacts.write_version(models, contract.AE_MODEL, champion.files, fields)
+
+
+@pytest.fixture(scope="module")
+def runs(spark, tmp_path_factory):
+    """One day scored without a challenger, then again with one (stricter autoencoder, same LSTM version)."""
+    root = tmp_path_factory.mktemp("challenger")
+    models = root / "models"
+    shutil.copytree(REPO / "models", models)
+    rival = _stricter_autoencoder(models)
+    seq = artifacts.current_version(models, contract.SEQ_MODEL)
+    plain = conftest.test_config(root / "plain", f"paths.models={models}")
+    synthetic.generate(DAY, 1, 1500, 0.05, 3, plain.path("sessions"), plain.path("actions"), plain.path("labels"))
+    inputs = [f"paths.{k}={plain.path(k)}" for k in ("sessions", "actions", "labels")]
+    sets = [*inputs, f"paths.models={models}"]
+    with_rival = conftest.test_config(
+        root / "rival",
+        *sets,
+        f"models.challenger.behavior_autoencoder={rival.version}",
+        f"models.challenger.sequence_lstm={seq}",
+    )
+    return {
+        "plain": (plain, run(spark, plain, DAY)),
+        "rival": (with_rival, run(spark, with_rival, DAY)),
+        "threshold": rival.threshold,
+        "versions": (rival.version, seq),
+    }
+
+
+def test_without_a_challenger_the_columns_are_null(runs):
+    cfg, result = runs["plain"]
+    scored = _day(cfg, "scored_sessions")
+    for f in contract.CHALLENGER_FIELDS:
+        assert scored[f.name].isna().all(), f.name
+    assert result.challenger is None and "challenger_disagreements" not in result.counts
+
+
+def test_the_challenger_never_changes_the_champion_outputs(runs):
+    (plain, _), (rival, _) = runs["plain"], runs["rival"]
+    pd.testing.assert_frame_equal(
+        _day(rival, "scored_sessions")[CHAMPION_COLUMNS], _day(plain, "scored_sessions")[CHAMPION_COLUMNS]
+    )
+    pd.testing.assert_frame_equal(
+        _day(rival, "review_queue").drop(columns="run_id"), _day(plain, "review_queue").drop(columns="run_id")
+    )
+
+
+def test_challenger_columns_are_its_own_scores_under_the_same_rules(runs):
+    cfg, result = runs["rival"]
+    scored = _day(cfg, "scored_sessions")
+    rival_ae, rival_seq = runs["versions"]
+    assert (scored["challenger_ae_model_version"] == rival_ae).all()
+    assert (scored["challenger_seq_model_version"] == rival_seq).all()
+    # same model files: the same outputs (float32 batches may differ: 1e-5), the same reference
+    # quantiles and so the same risk_score; only the threshold is stricter
+    for column in ("ae_error", "seq_risk", "seq_risk_max", "risk_score"):
+        np.testing.assert_allclose(scored[f"challenger_{column}"], scored[column], rtol=1e-5, err_msg=column)
+    assert (scored["challenger_ae_threshold"] == runs["threshold"]).all()
+    anomaly = (scored["challenger_ae_error"] > runs["threshold"]).astype(int)
+    assert (scored["challenger_ae_is_anomaly"] == anomaly).all()
+    assert anomaly.sum() > scored["ae_is_anomaly"].sum()
+    expected = np.where(scored["challenger_seq_risk"] > 0.8, "BLOCK", np.where(anomaly == 1, "REVIEW", "ALLOW"))
+    assert (scored["challenger_decision"] == expected).all()
+    differ = scored[scored["decision"] != scored["challenger_decision"]]
+    assert len(differ) > 0 and set(differ["decision"] + "->" + differ["challenger_decision"]) == {"ALLOW->REVIEW"}
+    assert result.challenger["disagreements"] == len(differ) == result.counts["challenger_disagreements"]
+    assert result.challenger["pairs"] == {"ALLOW->REVIEW": len(differ)}
+    assert result.challenger["sessions_compared"] == len(scored)
+    assert result.model_loads["challenger_behavior_autoencoder.loads"] >= 1
+    assert result.model_loads["challenger_sequence_lstm.loads"] >= 1
+
+
+def test_the_nightly_summary_shows_the_disagreements_and_run_log_the_versions(spark, runs, capsys):
+    cfg, result = runs["rival"]
+    print_run_summary(spark, cfg, result)
+    out = capsys.readouterr().out
+    n = result.challenger["disagreements"]
+    assert f"challenger: {n} of 1500 sessions decided differently" in out
+    assert f"ALLOW->REVIEW   {n}" in out and "e.g. " in out
+    run_log = tables.table_name(cfg, "run_log")
+    log = spark.sql(f"select model_checksums from {run_log} where run_id = '{result.run_id}'").first()[0]
+    rival_ae = runs["versions"][0]
+    assert any(k.startswith(f"challenger_{contract.AE_MODEL}/{rival_ae}/") for k in log)
+
+
+def test_a_bad_challenger_setting_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"unknown config key 'models.challenger.autoencoder'"):
+        conftest.test_config(tmp_path, "models.challenger.autoencoder=v1")
+    cfg = conftest.test_config(tmp_path, f"paths.models={REPO / 'models'}", "models.challenger.sequence_lstm=v404")
+    with pytest.raises(artifacts.ArtifactError, match=r"model sequence_lstm/v404: .*manifest.json is missing"):
+        challenger.load(cfg)
