@@ -1,0 +1,195 @@
+"""``raksha evaluate``: the models against ground truth, beside an IsolationForest, on generated days."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+from pathlib import Path
+
+import conftest
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from raksha import cli, evaluation, synthetic, verdicts
+from raksha.daily import run
+from raksha.inputs import InputError
+
+REPO = Path(__file__).resolve().parent.parent
+DAY = dt.date(2026, 3, 2)
+DAY2 = DAY + dt.timedelta(days=1)
+SCORES = ("ae_error", "seq_risk_max", "risk_score", "isolation_forest")
+
+
+@pytest.fixture(scope="module")
+def scored(spark, tmp_path_factory):
+    """Two generated days (3000 sessions each, 5% attacks) scored by the nightly job with the shipped models."""
+    cfg = conftest.test_config(tmp_path_factory.mktemp("evaluation"), f"paths.models={REPO / 'models'}")
+    synthetic.generate(DAY, 2, 3000, 0.05, 7, cfg.path("sessions"), cfg.path("actions"), cfg.path("labels"))
+    key = "spark.sql.execution.arrow.maxRecordsPerBatch"
+    before = spark.conf.get(key)
+    spark.conf.set(key, "10000")  # the session's 50 is for the model-loading tests; this is about the numbers
+    try:
+        for day in (DAY, DAY2):
+            run(spark, cfg, day)
+    finally:
+        spark.conf.set(key, before)
+    return cfg
+
+
+def _truth(cfg, days) -> pd.DataFrame:
+    """scored_sessions and labels read straight from their Parquet folders (not through evaluation)."""
+    frames = []
+    for day in days:
+        scored = pd.read_parquet(Path(cfg.path("warehouse")) / "scored_sessions" / f"dt={day}")
+        labels = pd.read_parquet(Path(cfg.path("labels")) / f"dt={day}")
+        frames.append(scored.merge(labels, on="session_id", how="inner"))
+    return pd.concat(frames, ignore_index=True)
+
+
+def _cli_sets(cfg) -> list[str]:
+    sets = [f"paths.{key}={cfg.path(key)}" for key in cfg.get("paths")]
+    sets.append(f"catalog.database={cfg.get('catalog.database')}")
+    return [arg for item in sets for arg in ("--set", item)]
+
+
+@pytest.fixture
+def in_process(spark, monkeypatch):
+    """Commands and jobs on the test session (their own would start a second SparkContext); stop() kept from it."""
+    monkeypatch.setattr("raksha.spark_session.build_session", lambda cfg, app=None: spark)
+    monkeypatch.setattr(spark, "stop", lambda: None)
+
+
+def test_evaluate_command_against_the_generated_labels(spark, scored, tmp_path, capsys, in_process):
+    out = tmp_path / "evaluation.json"
+    code = cli.main(
+        ["evaluate", "--start-date", str(DAY), "--end-date", str(DAY2), "--out", str(out), *_cli_sets(scored)]
+    )
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    report = json.loads(out.read_text())
+    assert "ROC-AUC" in printed.out and "baseline: IsolationForest" in printed.out and str(out) in printed.out
+
+    truth = _truth(scored, (DAY, DAY2))
+    assert report["sessions"]["evaluated"] == len(truth) == 6000
+    assert report["sessions"]["attacks"] == int(truth["is_attack"].sum()) > 200
+    for name in SCORES:
+        for metric in ("roc_auc", "pr_auc"):
+            assert 0.0 <= report["scores"][name][metric] <= 1.0
+    for name in ("ae_error", "seq_risk_max", "risk_score"):
+        assert report["scores"][name]["roc_auc"] > 0.5, name
+        # the same number straight from the files
+        assert report["scores"][name]["roc_auc"] == pytest.approx(roc_auc_score(truth["is_attack"], truth[name]))
+    assert report["scores"]["seq_risk_max"]["roc_auc"] > 0.75  # the sequence attacks are in the sequences
+    by_kind = report["roc_auc_by_kind"]
+    assert set(by_kind) == {"account_takeover", "bot", "social_engineering"}
+    assert by_kind["account_takeover"]["ae_error"] > 0.6  # a new device, far from home, another hand
+    assert by_kind["account_takeover"]["seq_risk_max"] > 0.9
+    assert report["baseline"]["training_rows"] == 6000 and report["baseline"]["random_state"] == 0
+
+    # recall at the current decisions, per kind, as counted from the files
+    rows = {r["kind"]: r for r in report["by_kind"]}
+    flagged = truth["decision"].isin(["REVIEW", "BLOCK"])
+    for kind, group in truth[truth["is_attack"] == 1].groupby("attack_kind"):
+        assert rows[kind]["sessions"] == len(group)
+        assert rows[kind]["flagged"] == int(flagged[group.index].sum())
+    assert rows["all attacks"]["sessions"] == report["sessions"]["attacks"]
+    assert rows["normal"]["sessions"] == 6000 - report["sessions"]["attacks"]
+    # precision at capacity is queue_precision's
+    _, summary = evaluation.queue_precision(spark, scored, DAY, DAY2, 0.01)
+    assert report["at_capacity"]["sessions"] == summary["queued"] > 0
+    assert report["at_capacity"]["precision"] == pytest.approx(summary["precision"])
+    assert report["at_capacity"]["cases_per_day"] == {str(DAY): 30, str(DAY2): 30}
+
+
+def _load_job():
+    spec = importlib.util.spec_from_file_location("evaluate_job", REPO / "jobs" / "evaluate.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_evaluate_job_writes_the_default_report_with_a_capped_deterministic_baseline(spark, scored, in_process):
+    job = _load_job()
+    args = ["--start-date", str(DAY), "--end-date", str(DAY), "--baseline-rows", "1000", *_cli_sets(scored)]
+    assert job.main(args) == 0
+    path = Path(evaluation.default_report_path(scored, DAY, DAY, "labels"))
+    assert path.parent == Path(scored.path("warehouse")).parent / "reports"
+    first = json.loads(path.read_text())
+    assert first["baseline"]["training_rows"] == 1000 and first["baseline"]["training_pool"] == 3000
+    assert first["sessions"]["evaluated"] == 3000
+
+    assert job.main(args) == 0  # a rerun replaces the report with the same numbers
+    again = json.loads(path.read_text())
+    assert again["scores"] == first["scores"]
+
+
+def test_evaluate_against_the_analysts_verdicts(spark, scored, tmp_path):
+    truth = _truth(scored, (DAY,))
+    unsure = truth.index % 40 == 0
+    rows = pd.DataFrame(
+        {
+            "session_id": truth["session_id"],
+            "dt": str(DAY),
+            "verdict": np.where(unsure, "unsure", np.where(truth["is_attack"] == 1, "fraud", "legit")),
+            "analyst": "asha",
+            "reviewed_at": f"{DAY2}T09:00:00Z",
+        }
+    )
+    path = tmp_path / "verdicts.csv"
+    rows.to_csv(path, index=False)
+    landed = verdicts.label(spark, scored, str(path))
+    assert landed.rejected == [] and landed.new == 3000
+
+    report = evaluation.evaluate(spark, scored, DAY, DAY, truth="verdicts")
+    reviewed = truth[~unsure]
+    assert report["sessions"]["evaluated"] == len(reviewed) and report["sessions"]["unsure_left_out"] == unsure.sum()
+    assert set(report["roc_auc_by_kind"]) == {"fraud"}
+    for name in ("ae_error", "seq_risk_max", "risk_score"):
+        expected = roc_auc_score(reviewed["is_attack"], reviewed[name])
+        assert report["scores"][name]["roc_auc"] == pytest.approx(expected)
+    assert 0.0 <= report["scores"]["isolation_forest"]["roc_auc"] <= 1.0
+
+
+def test_a_day_of_the_window_not_scored_is_an_error(spark, scored):
+    with pytest.raises(InputError, match=r"scored_sessions 2026-03-04: no rows \(score the day first\)"):
+        evaluation.evaluate(spark, scored, DAY, DAY2 + dt.timedelta(days=1))
+    with pytest.raises(ValueError, match=r"capacity share must lie in \(0, 1\]"):
+        evaluation.evaluate(spark, scored, DAY, DAY2, capacity_share=0.0)
+    with pytest.raises(ValueError, match="truth must be one of labels, verdicts"):
+        evaluation.evaluate(spark, scored, DAY, DAY2, truth="rumours")
+
+
+def test_metrics_on_a_small_frame():
+    frame = pd.DataFrame(
+        {
+            "is_attack": [0, 0, 0, 1, 1, 0],
+            "kind": ["normal", "normal", "normal", "bot", "account_takeover", "normal"],
+            "decision": ["ALLOW", "REVIEW", "ALLOW", "BLOCK", "ALLOW", "ALLOW"],
+            "queued": [False, True, False, True, False, False],
+            "good": [0.1, 0.2, 0.3, 0.9, 0.8, 0.0],
+            "bad": [0.9, 0.8, 0.7, 0.1, 0.2, 1.0],
+        }
+    )
+    metrics = evaluation.score_metrics(frame, ["good", "bad"])
+    assert metrics["good"] == {"roc_auc": 1.0, "pr_auc": 1.0}
+    assert metrics["bad"]["roc_auc"] == 0.0
+    one_class = evaluation.score_metrics(frame[frame["is_attack"] == 0], ["good"])
+    assert one_class["good"] == {"roc_auc": None, "pr_auc": None}  # undefined, not a number
+    assert evaluation.auc_by_kind(frame, ["good"]) == {"account_takeover": {"good": 1.0}, "bot": {"good": 1.0}}
+    rows = {r["kind"]: r for r in evaluation.outcome_by_kind(frame)}
+    assert rows["bot"] == {
+        "kind": "bot",
+        "sessions": 1,
+        "flagged": 1,
+        "blocked": 1,
+        "queued": 1,
+        "recall_at_decisions": 1.0,
+        "recall_blocked": 1.0,
+        "recall_at_capacity": 1.0,
+    }
+    assert rows["all attacks"]["flagged"] == 1 and rows["all attacks"]["recall_at_decisions"] == 0.5
+    assert rows["normal"]["flagged"] == 1 and rows["normal"]["queued"] == 1
+    assert evaluation.precision(frame, frame["queued"]) == {"sessions": 2, "attacks": 1, "precision": 0.5}

@@ -1,0 +1,301 @@
+"""``raksha label``: analysts' verdicts checked row by row, landed idempotently, the latest winning."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from raksha import cli, contract, tables, verdicts
+from raksha.verdicts import VerdictFileError
+
+DAY = dt.date(2026, 3, 2)
+DAY2 = DAY + dt.timedelta(days=1)
+HEADER = "session_id,dt,verdict,analyst,reviewed_at,note\n"
+
+
+def _scored(spark, day: dt.date, ids: list[str]):
+    start = dt.datetime.combine(day, dt.time(12))
+    at = dt.datetime.combine(day, dt.time(23))
+    rows = [
+        (sid, "u1", "d1", start, 0.1, 0.2, 0, 50.0, 0.1, 0, 0.1, 1, 10.0, "ALLOW", [], [], 5, 0, "ae", "seq", "r", at)
+        + (None,) * len(contract.CHALLENGER_FIELDS)
+        for sid in ids
+    ]
+    return spark.createDataFrame(rows, contract.SCORED_SESSIONS_SCHEMA)
+
+
+@pytest.fixture
+def scored_cfg(spark, cfg):
+    """scored_sessions holding s1..s6 on DAY and t1..t3 on DAY2 (nothing on other days)."""
+    for day, ids in ((DAY, [f"s{i}" for i in range(1, 7)]), (DAY2, ["t1", "t2", "t3"])):
+        tables.stage(cfg, "test-scored", "scored_sessions", _scored(spark, day, ids), day)
+        tables.publish(spark, cfg, "test-scored", "scored_sessions", day)
+    return cfg
+
+
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _table(spark, cfg) -> pd.DataFrame:
+    frame = spark.table(tables.table_name(cfg, "verdicts")).toPandas()
+    return frame.sort_values(["dt", "session_id"]).reset_index(drop=True)
+
+
+def _tree(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_rejected_rows_are_reported_by_line_with_every_reason_and_the_valid_rows_land(
+    spark, scored_cfg, tmp_path, capsys
+):
+    text = HEADER + (
+        "s1,2026-03-02,fraud,asha,2026-03-03T09:00:00Z,confirmed with the customer\n"  # 2: valid
+        "s2,2026-03-02,maybe,asha,2026-03-03T09:05:00Z,\n"  # 3
+        's3,2026-03-02, Legit ,ravi,2026-03-03T09:10:00+05:30,"two\nlines"\n'  # 4-5: valid
+        "s4,2026-02-30,legit,ravi,2026-03-03T09:00:00Z,\n"  # 6
+        "s5,2026-03-02,legit,,2026-03-03T09:00:00Z,\n"  # 7
+        "zz,2026-03-02,fraud,asha,2026-03-03T09:00:00Z,\n"  # 8
+        "s6,2026-03-05,fraud,asha,2026-03-06T09:00:00Z,\n"  # 9
+        "s6,2026-03-02,fraud,asha,yesterday,\n"  # 10
+        ",2026-03-02,unsure, ,2026-03-03,\n"  # 11
+        "\n"  # 12: blank, skipped
+        "t1,2026-03-03,unsure,asha,2026-03-03T08:00:00,\n"  # 13: valid (no offset: UTC)
+        "s6,2026-03-02,fraud,asha,2026-03-01T23:59:00Z,\n"  # 14
+        "s6,2026-03-02,fraud,asha,2099-01-01T00:00:00Z,\n"  # 15
+        "s6,2026-03-02,fraud,asha,2026-03-03T09:00:00Z,,surplus\n"  # 16
+    )
+    report = verdicts.label(spark, scored_cfg, _write(tmp_path, "verdicts.csv", text))
+
+    assert [(r.line, r.session_id, r.dt, r.reasons) for r in report.rejected] == [
+        (3, "s2", "2026-03-02", ("unknown verdict 'maybe' (expected one of fraud, legit, unsure)",)),
+        (6, "s4", "2026-02-30", ("bad dt '2026-02-30' (expected a date YYYY-MM-DD)",)),
+        (7, "s5", "2026-03-02", ("missing analyst",)),
+        (8, "zz", "2026-03-02", ("session zz is not in scored_sessions for dt 2026-03-02",)),
+        (9, "s6", "2026-03-05", ("no scored_sessions for dt 2026-03-05 (score that day first)",)),
+        (
+            10,
+            "s6",
+            "2026-03-02",
+            ("bad reviewed_at 'yesterday' (expected an ISO 8601 timestamp, e.g. 2026-11-02T09:30:00Z)",),
+        ),
+        (11, None, "2026-03-02", ("missing session_id", "missing analyst")),
+        (14, "s6", "2026-03-02", ("reviewed_at 2026-03-01T23:59:00Z is before the session's day 2026-03-02",)),
+        (15, "s6", "2026-03-02", ("reviewed_at 2099-01-01T00:00:00Z is in the future",)),
+        (16, "s6", "2026-03-02", ("1 more field(s) than the header has",)),
+    ]
+    assert (report.rows_read, report.valid_rows) == (13, 3)
+    assert report.days == {
+        "2026-03-02": {"rows": 2, "new": 2, "changed": 0, "no_effect": 0},
+        "2026-03-03": {"rows": 1, "new": 1, "changed": 0, "no_effect": 0},
+    }
+
+    landed = _table(spark, scored_cfg)
+    assert landed[["dt", "session_id", "verdict", "analyst", "note", "source_line"]].values.tolist() == [
+        ["2026-03-02", "s1", "fraud", "asha", "confirmed with the customer", 2],
+        ["2026-03-02", "s3", "legit", "ravi", "two\nlines", 4],
+        ["2026-03-03", "t1", "unsure", "asha", None, 13],
+    ]
+    assert list(landed["reviewed_at"]) == [
+        pd.Timestamp("2026-03-03 09:00:00"),
+        pd.Timestamp("2026-03-03 03:40:00"),  # +05:30 in UTC
+        pd.Timestamp("2026-03-03 08:00:00"),
+    ]
+    assert (landed["run_id"] == report.run_id).all()
+    assert set(landed["source_file"]) == {str(tmp_path / "verdicts.csv")}
+    # the files under the day's folder are the table's rows
+    direct = pd.read_parquet(Path(scored_cfg.path("warehouse")) / "verdicts" / "dt=2026-03-02")
+    assert sorted(direct["session_id"]) == ["s1", "s3"]
+
+    verdicts.print_label_report(report)
+    out = capsys.readouterr().out
+    assert "13 rows read, 3 valid, 10 rejected" in out
+    assert "the valid rows landed all the same" in out
+    assert "line 8 [session zz, dt 2026-03-02]: session zz is not in scored_sessions for dt 2026-03-02" in out
+    assert "line 11: missing session_id; missing analyst" in out
+
+
+def test_the_same_file_twice_changes_nothing(spark, scored_cfg, tmp_path, capsys):
+    path = _write(
+        tmp_path,
+        "verdicts.csv",
+        HEADER + "s1,2026-03-02,fraud,asha,2026-03-03T09:00:00Z,x\ns2,2026-03-02,legit,ravi,2026-03-03T10:00:00Z,\n",
+    )
+    first = verdicts.label(spark, scored_cfg, path)
+    assert (first.new, first.changed) == (2, 0)
+    table_folder = Path(scored_cfg.path("warehouse")) / "verdicts"
+    before = _tree(table_folder)
+    rows_before = _table(spark, scored_cfg)
+
+    again = verdicts.label(spark, scored_cfg, path)
+    assert (again.new, again.changed, again.valid_rows, again.rejected) == (0, 0, 2, [])
+    assert again.days == {"2026-03-02": {"rows": 2, "new": 0, "changed": 0, "no_effect": 2}}
+    assert _tree(table_folder) == before  # not one file rewritten
+    pd.testing.assert_frame_equal(_table(spark, scored_cfg), rows_before)
+    assert not (Path(scored_cfg.path("staging")) / "superseded").exists()
+    verdicts.print_label_report(again)
+    assert "nothing changed" in capsys.readouterr().out
+
+
+def test_the_latest_verdict_wins_across_files(spark, scored_cfg, tmp_path):
+    first = _write(
+        tmp_path,
+        "monday.csv",
+        HEADER
+        + "s1,2026-03-02,legit,asha,2026-03-03T10:00:00Z,\n"
+        + "s2,2026-03-02,legit,asha,2026-03-03T10:00:00Z,\n"
+        + "s3,2026-03-02,fraud,asha,2026-03-03T10:00:00Z,\n",
+    )
+    second = _write(
+        tmp_path,
+        "tuesday.csv",
+        HEADER
+        + "s1,2026-03-02,fraud,ravi,2026-03-03T09:00:00Z,older: loses\n"
+        + "s2,2026-03-02,fraud,ravi,2026-03-03T11:00:00Z,newer: wins\n"
+        + "s3,2026-03-02,legit,ravi,2026-03-03T10:00:00Z,a tie never clears fraud\n"
+        + "s4,2026-03-02,unsure,ravi,2026-03-03T12:00:00Z,\n"
+        + "s4,2026-03-02,legit,ravi,2026-03-03T12:30:00Z,later in the same file\n",
+    )
+    verdicts.label(spark, scored_cfg, first)
+    report = verdicts.label(spark, scored_cfg, second)
+    assert report.days == {"2026-03-02": {"rows": 5, "new": 1, "changed": 1, "no_effect": 3}}
+    landed = _table(spark, scored_cfg)
+    assert landed[["session_id", "verdict", "analyst", "source_file", "source_line"]].values.tolist() == [
+        ["s1", "legit", "asha", first, 2],
+        ["s2", "fraud", "ravi", second, 3],
+        ["s3", "fraud", "asha", first, 4],
+        ["s4", "legit", "ravi", second, 6],
+    ]
+    # rewritten by stage-then-swap: the replaced day kept aside, no staging or lock left behind
+    staging = Path(scored_cfg.path("staging"))
+    assert (staging / "superseded" / report.run_id / "verdicts" / "dt=2026-03-02").is_dir()
+    assert not (staging / report.run_id).exists()
+    assert not Path(verdicts.lock_path(scored_cfg)).exists()
+
+
+def _rows(*rows) -> pd.DataFrame:
+    columns = ["session_id", "verdict", "analyst", "reviewed_at", "note", "source_file", "source_line"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["reviewed_at"] = pd.to_datetime(frame["reviewed_at"])
+    return frame
+
+
+def test_the_winner_does_not_depend_on_the_order_files_arrive_in():
+    a = _rows(
+        ("s1", "legit", "asha", "2026-03-03 10:00", None, "a", 2),
+        ("s2", "legit", "ravi", "2026-03-03 10:00", "n", "a", 3),
+        ("s3", "unsure", "asha", "2026-03-03 10:00", None, "a", 4),
+    )
+    b = _rows(
+        ("s1", "unsure", "ravi", "2026-03-03 10:00", None, "b", 2),  # tie: unsure beats legit
+        ("s2", "legit", "asha", "2026-03-03 10:00", "n", "b", 3),  # tie, same verdict: analyst order
+        ("s3", "fraud", "ravi", "2026-03-03 09:59", None, "b", 4),  # older
+    )
+    empty = a.iloc[0:0]
+    content = ["session_id", "verdict", "analyst", "reviewed_at", "note"]
+
+    def merged(first, second):
+        step = verdicts.merge_verdicts(verdicts.merge_verdicts(empty, first).drop(columns="_origin"), second)
+        return step[content].sort_values("session_id").reset_index(drop=True)
+
+    ab, ba = merged(a, b), merged(b, a)
+    pd.testing.assert_frame_equal(ab, ba)
+    assert ab[["session_id", "verdict", "analyst"]].values.tolist() == [
+        ["s1", "unsure", "ravi"],
+        ["s2", "legit", "asha"],
+        ["s3", "unsure", "asha"],
+    ]
+
+
+def test_a_parquet_file_lands_with_row_numbers(spark, scored_cfg, tmp_path):
+    table = pa.table(
+        {
+            "session_id": ["s1", "s2", "t2"],
+            "dt": pa.array([DAY, DAY, DAY2], pa.date32()),
+            "verdict": ["FRAUD", "fraud!", "legit"],
+            "analyst": ["asha", "asha", "ravi"],
+            "reviewed_at": pa.array([dt.datetime(2026, 3, 3, 9, tzinfo=dt.UTC)] * 3, pa.timestamp("us", tz="UTC")),
+            "ticket": ["T-1", "T-2", "T-3"],  # extra columns are ignored; note is optional
+        }
+    )
+    path = tmp_path / "verdicts.parquet"
+    pq.write_table(table, path)
+    report = verdicts.label(spark, scored_cfg, str(path))
+    assert [(r.line, r.reasons) for r in report.rejected] == [
+        (2, ("unknown verdict 'fraud!' (expected one of fraud, legit, unsure)",))
+    ]
+    landed = _table(spark, scored_cfg)
+    assert landed[["dt", "session_id", "verdict", "source_line"]].values.tolist() == [
+        ["2026-03-02", "s1", "fraud", 1],
+        ["2026-03-03", "t2", "legit", 3],
+    ]
+    assert landed["note"].isna().all()
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [
+        ("v.csv", "session_id,dt,verdict,reviewed_at\n", r"missing column\(s\) analyst"),
+        ("v.csv", "", r"empty file"),
+        ("v.txt", HEADER, r"unknown format"),
+        ("v.parquet", "not parquet", r"cannot read Parquet"),
+    ],
+)
+def test_a_file_that_is_not_verdicts_is_an_error_and_nothing_lands(spark, scored_cfg, tmp_path, name, text, message):
+    with pytest.raises(VerdictFileError, match=message):
+        verdicts.label(spark, scored_cfg, _write(tmp_path, name, text))
+    with pytest.raises(VerdictFileError, match="no such file"):
+        verdicts.label(spark, scored_cfg, str(tmp_path / "missing.csv"))
+    assert not spark.catalog.tableExists(tables.table_name(scored_cfg, "verdicts"))
+
+
+def test_reading_verdicts_before_any_landed_is_a_clear_error(spark, cfg):
+    with pytest.raises(RuntimeError, match=r"verdicts: no such table \(land verdicts with `raksha label"):
+        verdicts.read_verdicts(spark, cfg, DAY, DAY)
+
+
+def _cli_sets(cfg) -> list[str]:
+    sets = [f"paths.{key}={cfg.path(key)}" for key in cfg.get("paths")]
+    sets.append(f"catalog.database={cfg.get('catalog.database')}")
+    return [arg for item in sets for arg in ("--set", item)]
+
+
+@pytest.fixture
+def in_process(spark, monkeypatch):
+    """The CLI on the test session (its own would start a second SparkContext); stop() is kept from it."""
+    monkeypatch.setattr("raksha.spark_session.build_session", lambda cfg, app=None: spark)
+    monkeypatch.setattr(spark, "stop", lambda: None)
+
+
+def test_label_command_exit_codes_and_report(spark, scored_cfg, tmp_path, capsys, in_process):
+    clean = _write(tmp_path, "clean.csv", HEADER + "s1,2026-03-02,fraud,asha,2026-03-03T09:00:00Z,\n")
+    assert cli.main(["label", "--file", clean, *_cli_sets(scored_cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "1 rows read, 1 valid, 0 rejected" in out and "dt=2026-03-02: 1 rows: 1 new sessions" in out
+
+    mixed = _write(
+        tmp_path, "mixed.csv", HEADER + "s2,2026-03-02,legit,asha,2026-03-03T09:00:00Z,\nzz,2026-03-02,x,,,\n"
+    )
+    rejects = tmp_path / "rejects.csv"
+    code = cli.main(["label", "--file", mixed, "--rejects", str(rejects), *_cli_sets(scored_cfg)])
+    assert code == 2  # some rows rejected; the valid one landed
+    out = capsys.readouterr().out
+    assert "line 3 [session zz, dt 2026-03-02]: unknown verdict 'x'" in out
+    written = pd.read_csv(rejects)
+    assert written["line"].tolist() == [3] and "missing analyst" in written["reasons"][0]
+    assert sorted(_table(spark, scored_cfg)["session_id"]) == ["s1", "s2"]
+
+    assert cli.main(["label", "--file", str(tmp_path / "nope.csv"), *_cli_sets(scored_cfg)]) == 1
+    assert capsys.readouterr().err.strip().endswith(f"verdicts file {tmp_path / 'nope.csv'}: no such file")
