@@ -50,6 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--start-date", type=_date, required=True)
         p.add_argument("--end-date", type=_date, required=True)
         p.add_argument("--no-promote", action="store_true", help="write the version without promoting it")
+        p.add_argument(
+            "--from-export",
+            action="store_true",
+            help="train on the window's retraining export (raksha export-retraining) instead of the raw input",
+        )
 
     p = sub.add_parser("import-legacy", parents=[common], help="import the notebooks' model files")
     p.add_argument("--from", dest="from_dir", required=True, metavar="DIR")
@@ -81,6 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("promote", parents=[common], help="promote a model version")
     p.add_argument("--model", required=True)
     p.add_argument("--version", required=True)
+
+    p = sub.add_parser(
+        "export-retraining",
+        parents=[common],
+        help="export a window's sessions and labelled sequences for retraining (retrain_behavior, retrain_sequences)",
+    )
+    p.add_argument("--start-date", type=_date, required=True)
+    p.add_argument("--end-date", type=_date, required=True)
 
     p = sub.add_parser("sql", parents=[common], help="run one SQL statement against the catalog")
     p.add_argument("statement")
@@ -148,7 +161,9 @@ def cmd_train_autoencoder(cfg: Config, args: argparse.Namespace) -> int:
     version = with_spark(
         cfg,
         "raksha-train-autoencoder",
-        lambda spark: train_autoencoder(spark, cfg, args.start_date, args.end_date, promote=not args.no_promote),
+        lambda spark: train_autoencoder(
+            spark, cfg, args.start_date, args.end_date, promote=not args.no_promote, from_export=args.from_export
+        ),
     )
     print(
         f"wrote {version.name}/{version.version} (threshold {version.threshold:.6f})"
@@ -163,7 +178,9 @@ def cmd_train_sequence(cfg: Config, args: argparse.Namespace) -> int:
     version = with_spark(
         cfg,
         "raksha-train-sequence",
-        lambda spark: train_sequence(spark, cfg, args.start_date, args.end_date, promote=not args.no_promote),
+        lambda spark: train_sequence(
+            spark, cfg, args.start_date, args.end_date, promote=not args.no_promote, from_export=args.from_export
+        ),
     )
     metrics = version.manifest.get("metrics", {})
     print(
@@ -245,6 +262,16 @@ def cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export_retraining(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.exports import export_retraining, print_export
+
+    result = with_spark(
+        cfg, "raksha-export-retraining", lambda spark: export_retraining(spark, cfg, args.start_date, args.end_date)
+    )
+    print_export(result)
+    return 0
+
+
 def cmd_sql(cfg: Config, args: argparse.Namespace) -> int:
     def body(spark):
         spark.sql(args.statement).show(100, truncate=False)
@@ -263,6 +290,7 @@ COMMANDS = {
     "label": cmd_label,
     "evaluate": cmd_evaluate,
     "promote": cmd_promote,
+    "export-retraining": cmd_export_retraining,
     "sql": cmd_sql,
 }
 

@@ -230,11 +230,37 @@ RUN_LOG_SCHEMA = T.StructType(
     ]
 )
 
+# --- retraining exports (``raksha export-retraining``; raksha.exports says how rows are chosen) ---
+RETRAIN_BEHAVIOR = "retrain_behavior"
+RETRAIN_SEQUENCES = "retrain_sequences"
+
+RETRAIN_BEHAVIOR_SCHEMA = T.StructType(
+    [
+        T.StructField("session_id", T.StringType(), False),
+        T.StructField("user_id", T.StringType(), True),  # HMAC-SHA256 pseudonym
+        *[f for f in SESSIONS_SCHEMA.fields if f.name in FEATURES],  # coarsened as raksha.privacy says
+        T.StructField("selection_reason", T.StringType(), False),  # legit_verdict or unflagged_low_score
+        T.StructField("run_id", T.StringType(), False),
+    ]
+)
+RETRAIN_SEQUENCES_SCHEMA = T.StructType(
+    [
+        T.StructField("session_id", T.StringType(), False),
+        T.StructField("action_tokens", T.ArrayType(T.IntegerType(), False), False),
+        T.StructField("label", T.IntegerType(), False),  # 1 fraud, 0 legit
+        T.StructField("weight", T.DoubleType(), False),  # 1, or 1 / review.audit_rate for the audit sample
+        T.StructField("source", T.StringType(), False),  # verdict or audit
+        T.StructField("run_id", T.StringType(), False),
+    ]
+)
+
 OUTPUT_SCHEMAS: dict[str, T.StructType] = {
     "scored_sessions": SCORED_SESSIONS_SCHEMA,
     "review_queue": REVIEW_QUEUE_SCHEMA,
     "quarantine": QUARANTINE_SCHEMA,
     "run_log": RUN_LOG_SCHEMA,
+    RETRAIN_BEHAVIOR: RETRAIN_BEHAVIOR_SCHEMA,
+    RETRAIN_SEQUENCES: RETRAIN_SEQUENCES_SCHEMA,
 }
 
 # --- analysts' verdicts (``raksha label``): one row per session and dt, the latest verdict ---

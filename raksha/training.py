@@ -140,9 +140,17 @@ def fit_autoencoder(sessions: pd.DataFrame, params: AutoencoderParams = Autoenco
 
 
 def fit_sequence_model(
-    token_sequences: Sequence[Sequence[int]], labels: np.ndarray, params: SequenceParams = SequenceParams()
+    token_sequences: Sequence[Sequence[int]],
+    labels: np.ndarray,
+    params: SequenceParams = SequenceParams(),
+    sample_weight: np.ndarray | None = None,
 ) -> TrainedModel:
-    """The LSTM notebook's padding, network and training, on labelled sequences."""
+    """The LSTM notebook's padding, network and training, on labelled sequences.
+
+    ``sample_weight`` (one non-negative weight per sequence, e.g. a retraining export's
+    selection-bias correction) goes to Keras ``fit`` and to the held-out validation data; the
+    architecture, padding and split are the notebook's either way.
+    """
     import keras
     from sklearn.metrics import precision_score, recall_score, roc_auc_score
     from sklearn.model_selection import train_test_split
@@ -156,18 +164,34 @@ def fit_sequence_model(
         raise ValueError(f"training needs at least {MIN_ROWS} sequences, got {len(y)}")
     if len(np.unique(y)) < 2:
         raise ValueError("the sequence model is supervised: it needs both normal (0) and attack (1) sequences")
+    weights = None
+    if sample_weight is not None:
+        weights = np.asarray(sample_weight, dtype=np.float64)
+        if weights.shape != y.shape:
+            raise ValueError("one sample weight per sequence is needed")
+        if not np.all(np.isfinite(weights)) or (weights < 0).any() or not weights.sum() > 0:
+            raise ValueError("sample weights must be finite, non-negative and not all zero")
     x = pad_tokens(token_sequences)
-    x_train, x_test, y_train, y_test = train_test_split(
-        x, y, test_size=params.test_size, random_state=params.seed, stratify=y
-    )
+    if weights is None:
+        x_train, x_test, y_train, y_test = train_test_split(
+            x, y, test_size=params.test_size, random_state=params.seed, stratify=y
+        )
+        w_train = w_test = None
+        validation = (x_test, y_test)
+    else:
+        x_train, x_test, y_train, y_test, w_train, w_test = train_test_split(
+            x, y, weights, test_size=params.test_size, random_state=params.seed, stratify=y
+        )
+        validation = (x_test, y_test, w_test)
     keras.utils.set_random_seed(params.seed)
     model = architectures.build_sequence_model()
     history = model.fit(
         x_train,
         y_train,
+        sample_weight=w_train,
         epochs=params.epochs,
         batch_size=params.batch_size,
-        validation_data=(x_test, y_test),
+        validation_data=validation,
         verbose=0,
     )
     scores = model.predict(x_test, verbose=0).reshape(-1)
@@ -182,6 +206,11 @@ def fit_sequence_model(
         "n_test": int(len(y_test)),
         "positives": int(y.sum()),
     }
+    if weights is not None:
+        metrics["sample_weighted"] = True
+        metrics["train_weight_sum"] = float(w_train.sum())
+        metrics["final_weighted_loss"] = float(history.history["loss"][-1])
+        metrics["roc_auc_weighted"] = float(roc_auc_score(y_test, scores, sample_weight=w_test))
     log.info("sequence model: held-out ROC-AUC %.4f", metrics["roc_auc"])
     return TrainedModel(
         contract.SEQ_MODEL,

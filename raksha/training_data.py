@@ -70,3 +70,73 @@ def sequence_frame(spark: SparkSession, cfg: Config, start: dt.date, end: dt.dat
     frame = sampled.orderBy("dt", "session_id").select("action_tokens", "label").toPandas()
     log.info("sequence training rows: %d (%d attacks)", len(frame), int(frame["label"].sum()))
     return frame
+
+
+# --- from a retraining export (raksha export-retraining; --from-export) ---
+
+
+def _export_info(rows: DataFrame, table: str, cfg: Config, by: str) -> dict[str, object]:
+    """Where a training frame came from: the export table, the export runs and the rows per ``by``."""
+    from raksha import tables
+
+    counts = {str(r[0]): int(r[1]) for r in rows.groupBy(by).count().orderBy(by).collect()}
+    run_ids = sorted(r["run_id"] for r in rows.select("run_id").distinct().collect())
+    return {
+        "source": "export",
+        "export_table": tables.table_name(cfg, table),
+        "export_run_ids": run_ids,
+        f"rows_by_{by}": counts,
+    }
+
+
+def export_autoencoder_frame(
+    spark: SparkSession, cfg: Config, start: dt.date, end: dt.date
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """The 30 features of the window's retrain_behavior rows (sampled to training.max_rows), and their lineage.
+
+    The export shows location rounded and network ids left out (``raksha.privacy``), which is
+    right for the people who read it and wrong for a model: those features are read back exact
+    from the input sessions (the data the scorer saw) by dt and session_id. An exported session
+    that is no longer in the input is an error naming how many.
+    """
+    from raksha import exports, privacy
+
+    exact = [c for c in contract.FEATURES if c in privacy.LOCATION_FEATURES + privacy.NETWORK_FEATURES]
+    rows = exports.read_export(spark, cfg, exports.BEHAVIOR_TABLE, start, end)
+    sampled = _sample(rows, int(cfg.get("training.max_rows")), int(cfg.get("training.seed"))).persist()
+    try:
+        info = _export_info(sampled, exports.BEHAVIOR_TABLE, cfg, "selection_reason")
+        restored = sampled.drop(*exact).join(
+            valid_sessions(spark, cfg, start, end).select("dt", "session_id", *exact), ["dt", "session_id"], "inner"
+        )
+        frame = restored.orderBy("dt", "session_id").select(*contract.FEATURES).toPandas()
+        missing = sum(info["rows_by_selection_reason"].values()) - len(frame)
+        if missing:
+            raise inputs.InputError(
+                f"{info['export_table']} {start} .. {end}: {missing} exported sessions are not among the valid input "
+                "sessions any more, so their exact location and network features cannot be restored"
+            )
+    finally:
+        sampled.unpersist()
+    info["features_from_input"] = exact
+    log.info("autoencoder training rows from %s: %d", info["export_table"], len(frame))
+    return frame, info
+
+
+def export_sequence_frame(
+    spark: SparkSession, cfg: Config, start: dt.date, end: dt.date
+) -> tuple[pd.DataFrame, dict[str, object]]:
+    """action_tokens, label and weight of the window's retrain_sequences rows, and their lineage."""
+    from raksha import exports
+
+    rows = exports.read_export(spark, cfg, exports.SEQUENCES_TABLE, start, end)
+    sampled = _sample(rows, int(cfg.get("training.max_rows")), int(cfg.get("training.seed"))).persist()
+    try:
+        info = _export_info(sampled, exports.SEQUENCES_TABLE, cfg, "source")
+        frame = sampled.orderBy("dt", "session_id").select("action_tokens", "label", "weight").toPandas()
+    finally:
+        sampled.unpersist()
+    log.info(
+        "sequence training rows from %s: %d (%d attacks)", info["export_table"], len(frame), int(frame["label"].sum())
+    )
+    return frame, info
