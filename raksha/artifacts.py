@@ -54,6 +54,12 @@ class ModelVersion:
         value = self.manifest.get("threshold")
         return None if value is None else float(value)
 
+    @property
+    def risk_score_cut(self) -> float | None:
+        """The combined-score cut ``raksha calibrate`` set for this version (None without one)."""
+        value = (self.manifest.get("alert_budget") or {}).get("risk_score_cut")
+        return None if value is None else float(value)
+
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()

@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 from raksha import artifacts, calibration, contract, model_cache
 from raksha.artifacts import ModelVersion
 from raksha.config import Config
-from raksha.decisions import decision
+from raksha.decisions import with_decision
 from raksha.scoring import BroadcastModel, behavior_udf, features_struct, score_sequences
 
 log = logging.getLogger(__name__)
@@ -90,7 +90,7 @@ def score(
     spark: SparkSession,
     cfg: Config,
     challenger: Challenger,
-    champion_versions: tuple[str, str],
+    champion: tuple[ModelVersion, ModelVersion],
     threads: int,
     counter: Any,
 ) -> DataFrame:
@@ -98,7 +98,7 @@ def score(
     if not challenger.configured:
         return absent(scored)
     out = scored
-    ae_version, seq_version = champion_versions
+    ae_version, seq_version = champion[0].version, champion[1].version
     if challenger.behavior is not None:
         udf = behavior_udf(broadcast(spark, challenger.behavior), threads, counter)
         out = out.withColumn("_challenger_ae", udf(features_struct()))
@@ -118,18 +118,19 @@ def score(
         f"{PREFIX}risk_score",
         calibration.risk_score_column(F.col(f"{PREFIX}ae_surprise"), F.col(f"{PREFIX}seq_surprise")),
     )
-    out = _challenger_decision(out, cfg)
+    behavior = challenger.behavior or champion[0]
+    out = _challenger_decision(out, cfg, behavior.risk_score_cut)
     return out.withColumns(
         {f"{PREFIX}ae_model_version": F.lit(ae_version), f"{PREFIX}seq_model_version": F.lit(seq_version)}
     ).drop(f"{PREFIX}ae_surprise", f"{PREFIX}seq_surprise")
 
 
-def _challenger_decision(df: DataFrame, cfg: Config) -> DataFrame:
+def _challenger_decision(df: DataFrame, cfg: Config, risk_score_cut: float | None) -> DataFrame:
     """The configured rules over the challenger's columns: swap names, decide, swap back (projections only)."""
     aside = {c: f"_champion_{c}" for c in SWAPPED if c in df.columns}
     df = df.withColumnsRenamed(aside)
     df = df.withColumnsRenamed({f"{PREFIX}{c}": c for c in SWAPPED})
-    df = df.withColumn(f"{PREFIX}decision", decision(cfg))
+    df = with_decision(df, cfg, risk_score_cut, f"{PREFIX}decision")
     df = df.withColumnsRenamed({c: f"{PREFIX}{c}" for c in SWAPPED})
     return df.withColumnsRenamed({v: k for k, v in aside.items()})
 

@@ -83,6 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE.json", help="report path (default: {paths.warehouse}/../reports/...)")
     p.add_argument("--baseline-rows", type=int, default=200_000, help="most sessions the IsolationForest trains on")
 
+    p = sub.add_parser(
+        "calibrate",
+        parents=[common],
+        help="autoencoder threshold and risk_score cut for a review capacity; writes a new autoencoder version",
+    )
+    p.add_argument("--start-date", type=_date, required=True)
+    p.add_argument("--end-date", type=_date, required=True)
+    p.add_argument("--capacity", type=int, required=True, help="review cases a day the team can handle")
+    p.add_argument(
+        "--truth",
+        choices=("labels", "verdicts", "none"),
+        default="labels",
+        help="ground truth for precision and recall (none: leave them out)",
+    )
+    p.add_argument("--promote", action="store_true", help="promote the new version")
+
     p = sub.add_parser("promote", parents=[common], help="promote a model version")
     p.add_argument("--model", required=True)
     p.add_argument("--version", required=True)
@@ -262,6 +278,21 @@ def cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_calibrate(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.alert_budget import calibrate, print_calibration
+
+    truth = None if args.truth == "none" else args.truth
+    result = with_spark(
+        cfg,
+        "raksha-calibrate",
+        lambda spark: calibrate(
+            spark, cfg, args.start_date, args.end_date, args.capacity, truth=truth, promote=args.promote
+        ),
+    )
+    print_calibration(result)
+    return 0
+
+
 def cmd_export_retraining(cfg: Config, args: argparse.Namespace) -> int:
     from raksha.exports import export_retraining, print_export
 
@@ -289,6 +320,7 @@ COMMANDS = {
     "queue-precision": cmd_queue_precision,
     "label": cmd_label,
     "evaluate": cmd_evaluate,
+    "calibrate": cmd_calibrate,
     "promote": cmd_promote,
     "export-retraining": cmd_export_retraining,
     "sql": cmd_sql,

@@ -173,12 +173,8 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         with_sequences(valid, actions)
         .transform(lambda df: score_behavior(df, ae_model, threads, counter))
         .transform(lambda df: score_sequences(df, seq_model, threads, counter))
-        .transform(
-            lambda df: challenger.score(
-                df, spark, cfg, rival, (ae_version.version, seq_version.version), threads, counter
-            )
-        )
-        .transform(lambda df: decide(df, cfg))
+        .transform(lambda df: challenger.score(df, spark, cfg, rival, (ae_version, seq_version), threads, counter))
+        .transform(lambda df: decide(df, cfg, ae_version.risk_score_cut))
         .withColumn("dq_flags", quality.session_dq_flags())
         .withColumn("ae_model_version", F.lit(ae_version.version))
         .withColumn("seq_model_version", F.lit(seq_version.version))

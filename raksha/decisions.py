@@ -16,16 +16,20 @@ from collections.abc import Mapping
 from pyspark.errors import PySparkException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from raksha import calibration, contract
 from raksha.config import Config, ConfigError
 
-# Columns a rule may use: the scored session's (risk_score included), before the decision; never the challenger's.
+# The combined-score cut of the autoencoder version (``raksha calibrate``), readable by rules as a column.
+RISK_SCORE_CUT = "risk_score_cut"
+# Columns a rule may use: the scored session's (risk_score included), before the decision, and the cut
+# (null when the version has none: a rule comparing with it never matches); never the challenger's.
 RULE_COLUMNS = [
     f
     for f in contract.SCORED_SESSIONS_SCHEMA.fields
     if f.name not in ("decision", "reasons") and f not in contract.CHALLENGER_FIELDS
-]
+] + [T.StructField(RISK_SCORE_CUT, T.DoubleType(), True)]
 
 
 def policy(cfg: Config) -> tuple[list[tuple[str, str]], str]:
@@ -48,8 +52,6 @@ def policy(cfg: Config) -> tuple[list[tuple[str, str]], str]:
 
 def validate_policy(spark: SparkSession, cfg: Config) -> None:
     """Resolve every rule against the scored columns; an unknown column or bad syntax is an error."""
-    from pyspark.sql import types as T
-
     empty = spark.createDataFrame([], T.StructType(RULE_COLUMNS))
     rules, _ = policy(cfg)
     for i, (condition, _) in enumerate(rules):
@@ -61,12 +63,19 @@ def validate_policy(spark: SparkSession, cfg: Config) -> None:
 
 
 def decision(cfg: Config) -> Column:
+    """The decision column; the frame must hold the rule columns (``with_decision`` adds the cut)."""
     rules, default = policy(cfg)
     out: Column | None = None
     for condition, outcome in rules:
         test = F.coalesce(F.expr(condition).cast("boolean"), F.lit(False))
         out = F.when(test, F.lit(outcome)) if out is None else out.when(test, F.lit(outcome))
     return F.lit(default) if out is None else out.otherwise(F.lit(default))
+
+
+def with_decision(df: DataFrame, cfg: Config, risk_score_cut: float | None, name: str = "decision") -> DataFrame:
+    """``df`` with the rules' decision in column ``name``, the cut offered to the rules as a column."""
+    cut = F.lit(risk_score_cut).cast("double")
+    return df.withColumn(RISK_SCORE_CUT, cut).withColumn(name, decision(cfg)).drop(RISK_SCORE_CUT)
 
 
 def reasons() -> Column:
@@ -76,11 +85,13 @@ def reasons() -> Column:
     return F.when(F.col("seq_surprise") > F.col("ae_surprise"), F.concat(seq, ae)).otherwise(F.concat(ae, seq))
 
 
-def decide(scored: DataFrame, cfg: Config) -> DataFrame:
+def decide(scored: DataFrame, cfg: Config, risk_score_cut: float | None = None) -> DataFrame:
     """Add risk_score, decision and reasons; drop the per-model intermediates."""
+    with_score = scored.withColumn(
+        "risk_score", calibration.risk_score_column(F.col("ae_surprise"), F.col("seq_surprise"))
+    )
     return (
-        scored.withColumn("risk_score", calibration.risk_score_column(F.col("ae_surprise"), F.col("seq_surprise")))
-        .withColumn("decision", decision(cfg))
+        with_decision(with_score, cfg, risk_score_cut)
         .withColumn("reasons", reasons())
         .drop("ae_reasons", "seq_reasons", "ae_surprise", "seq_surprise")
     )

@@ -102,25 +102,13 @@ def require_key(cfg: Config) -> bytes:
     return key
 
 
-def partitions(spark: SparkSession, cfg: Config, table: str) -> set[str]:
-    """The dt values registered for ``table`` (empty when the table does not exist)."""
-    name = tables.table_name(cfg, table)
-    if not spark.catalog.tableExists(name):
-        return set()
-    return {r[0].removeprefix("dt=") for r in spark.sql(f"SHOW PARTITIONS {name}").collect()}
-
-
 def scored_window(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> DataFrame:
     """scored_sessions of the window; a day that was not scored is an error naming it."""
-    scored_days = partitions(spark, cfg, "scored_sessions")
-    for day in _days(start, end):
-        if day.isoformat() not in scored_days:
-            raise inputs.InputError(
-                f"scored_sessions {day}: not scored (run `raksha score --date {day}` before exporting)"
-            )
-    name = tables.table_name(cfg, "scored_sessions")
-    spark.sql(f"REFRESH TABLE {name}")
-    return spark.table(name).where(F.col("dt").between(start.isoformat(), end.isoformat()))
+
+    def missing(day: dt.date) -> str:
+        return f"not scored (run `raksha score --date {day}` before exporting)"
+
+    return tables.read_days(spark, cfg, "scored_sessions", start, end, missing)
 
 
 def current_verdicts(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> DataFrame:
@@ -461,13 +449,11 @@ def print_export(result: ExportResult) -> None:
 
 def read_export(spark: SparkSession, cfg: Config, table: str, start: dt.date, end: dt.date) -> DataFrame:
     """The export's rows of the window (with dt); a day not exported is an error naming it."""
-    exported = partitions(spark, cfg, table)
-    for day in _days(start, end):
-        if day.isoformat() not in exported:
-            raise inputs.InputError(
-                f"{table} {day}: not exported (run `raksha export-retraining --start-date {start} "
-                f"--end-date {end}` first)"
-            )
-    name = tables.table_name(cfg, table)
-    spark.sql(f"REFRESH TABLE {name}")
-    return spark.table(name).where(F.col("dt").between(start.isoformat(), end.isoformat()))
+    return tables.read_days(
+        spark,
+        cfg,
+        table,
+        start,
+        end,
+        lambda _: f"not exported (run `raksha export-retraining --start-date {start} --end-date {end}` first)",
+    )

@@ -60,6 +60,8 @@ class BehaviorScorer:
         self.version = version.version
         self.scaler = Scaler.from_json(json.loads(version.files["scaler.json"]))
         self.threshold = float(version.manifest["threshold"])
+        # the scale of the parametric tail (no reference): a calibrated legacy version keeps its original
+        self.fallback_threshold = float(version.manifest.get("fallback_threshold") or self.threshold)
         self.reference = _reference(version)
         self.model = model_from_bytes(version.files["model.keras"], what)
         if tuple(self.model.input_shape) != (None, len(contract.FEATURES)):
@@ -70,7 +72,7 @@ class BehaviorScorer:
 
     def surprise(self, ae_error: np.ndarray) -> np.ndarray:
         if self.reference is None:
-            return calibration.fallback_surprise(ae_error, "ae", self.threshold)
+            return calibration.fallback_surprise(ae_error, "ae", self.fallback_threshold)
         return calibration.surprise(ae_error, self.reference)
 
     def score(self, features: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from raksha import contract
+from raksha import contract, inputs
 from raksha.config import Config
 from raksha.storage import Storage
 
@@ -66,6 +67,32 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
     if _normalize(registered) != _normalize(location):
         raise CatalogError(f"table {name} is registered at {registered}, but paths.warehouse puts it at {location}")
     return name
+
+
+def published_days(spark: SparkSession, cfg: Config, table: str) -> set[str]:
+    """The dt values registered for ``table`` (empty when the table does not exist)."""
+    name = table_name(cfg, table)
+    if not spark.catalog.tableExists(name):
+        return set()
+    return {r[0].removeprefix("dt=") for r in spark.sql(f"SHOW PARTITIONS {name}").collect()}
+
+
+def read_days(
+    spark: SparkSession, cfg: Config, table: str, start: dt.date, end: dt.date, missing: Callable[[dt.date], str]
+) -> DataFrame:
+    """``table``'s rows of start .. end (with dt).
+
+    A day not published is an InputError ``'{table} {day}: ' + missing(day)``.
+    """
+    published = published_days(spark, cfg, table)
+    day = start
+    while day <= end:
+        if day.isoformat() not in published:
+            raise inputs.InputError(f"{table} {day}: {missing(day)}")
+        day += dt.timedelta(days=1)
+    name = table_name(cfg, table)
+    spark.sql(f"REFRESH TABLE {name}")
+    return spark.table(name).where(F.col("dt").between(start.isoformat(), end.isoformat()))
 
 
 def stage_path(cfg: Config, run_id: str, table: str, day: dt.date) -> str:
