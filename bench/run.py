@@ -232,17 +232,11 @@ def floor_scorers(threshold: float) -> tuple[Callable[..., Any], Callable[..., A
             return F.array().cast(field.dataType)
         return F.lit(0).cast(field.dataType)
 
-    seq_fields = [
-        *scoring.SEQ_RESULT.fields,
-        T.StructField("seq_risk_max", T.DoubleType()),
-        T.StructField("seq_risk_max_at", T.IntegerType()),
-    ]
-
     def behavior(sessions, *_args, **_kwargs):
-        return sessions.withColumns({f.name: constant(f) for f in scoring.AE_RESULT.fields})
+        return sessions.withColumns({f.name: constant(f) for f in scoring.AE_COLUMNS})
 
     def sequences(sessions, *_args, **_kwargs):
-        return sessions.withColumns({f.name: constant(f) for f in seq_fields})
+        return sessions.withColumns({f.name: constant(f) for f in scoring.SEQ_COLUMNS})
 
     return behavior, sequences
 
@@ -443,7 +437,7 @@ def udf_profiles(spark, folder: Path, top: int = 20) -> dict[str, str]:
         text = io.StringIO()
         stats = pstats.Stats(path, stream=text).strip_dirs()
         names = {name for (_, _, name) in stats.stats}
-        label = next((n for n in ("score_behavior", "score_windows") if n in names), Path(path).stem)
+        label = next((n for n in ("score_behavior", "score_sessions") if n in names), Path(path).stem)
         stats.sort_stats("cumulative").print_stats(PROFILE_OWN_CODE, top)
         stats.sort_stats("tottime").print_stats(top)
         out[f"{label} ({Path(path).stem})"] = text.getvalue()

@@ -77,21 +77,33 @@ def ae_outputs(ae_error: np.ndarray, threshold: float) -> pd.DataFrame:
     )
 
 
-def _reason_code(feature: str, value: float, expected: float) -> str:
-    name = feature.upper()
-    if feature in contract.BINARY_FEATURES:
-        return name if value >= 0.5 else f"NOT_{name}"
-    return f"{name}_{'HIGH' if value > expected else 'LOW'}"
+# Reason codes per feature: binary features are named when on (NOT_ when off), continuous ones
+# by direction against what the model expected.
+_NAMES = np.array([f.upper() for f in contract.FEATURES], dtype=object)
+_ON = _NAMES.copy()
+_OFF = np.array([f"NOT_{n}" for n in _NAMES], dtype=object)
+_HIGH = np.array([f"{n}_HIGH" for n in _NAMES], dtype=object)
+_LOW = np.array([f"{n}_LOW" for n in _NAMES], dtype=object)
+_FEATURES = np.array(contract.FEATURES, dtype=object)
+_IS_BINARY = np.array([f in contract.BINARY_FEATURES for f in contract.FEATURES])
+REASON_FIELDS = ("code", "feature", "value", "expected", "contribution")
+
+
+def reason_columns(prefix: str, top: int) -> list[str]:
+    """``{prefix}_{k}_{field}`` for k = 1..top: the flat columns that carry the top reasons."""
+    return [f"{prefix}_{k}_{field}" for k in range(1, top + 1) for field in REASON_FIELDS]
 
 
 def ae_reasons(
     features: pd.DataFrame, x: np.ndarray, reconstructed: np.ndarray, scaler: Scaler, top: int = 3
-) -> list[list[dict[str, object]]]:
-    """The ``top`` features with the largest share of each row's reconstruction error.
+) -> pd.DataFrame:
+    """The ``top`` features with the largest share of each row's reconstruction error, as flat columns.
 
-    ``value`` is what the session sent and ``expected`` what the model reconstructed, both in
-    the input's units (continuous features un-scaled); ``contribution`` is the feature's share
-    of the row's squared error (0-1). A missing value is reported as null (it was filled with 0).
+    Reason k of a row is ``ae_reason_{k}_code``, ``_feature``, ``_value`` (what the session sent),
+    ``_expected`` (what the model reconstructed; both in the input's units, continuous features
+    un-scaled) and ``_contribution`` (the feature's share of the row's squared error, 0-1); all null
+    when the row has fewer than k features with a share above 0. A missing value is reported as
+    null (it was filled with 0). Vectorized: no Python per row (``reason_lists`` gives the nested form).
     """
     squared = np.square(x - reconstructed)
     total = squared.sum(axis=1, keepdims=True)
@@ -102,23 +114,38 @@ def ae_reasons(
     observed = features[list(contract.FEATURES)].astype("float64").to_numpy()
     # stable order: largest share first, ties by feature position
     order = np.argsort(-share, axis=1, kind="stable")[:, :top]
-    out: list[list[dict[str, object]]] = []
-    for row, columns in enumerate(order):
+    rows = np.arange(len(x))[:, None]
+    picked_share = share[rows, order]
+    picked_value = observed[rows, order]
+    picked_expected = expected[rows, order]
+    filled = np.nan_to_num(picked_value, nan=0.0)
+    code = np.where(
+        _IS_BINARY[order],
+        np.where(filled >= 0.5, _ON[order], _OFF[order]),
+        np.where(filled > picked_expected, _HIGH[order], _LOW[order]),
+    )
+    present = picked_share > 0
+    out = {}
+    for k in range(order.shape[1]):
+        keep = present[:, k]
+        out[f"ae_reason_{k + 1}_code"] = np.where(keep, code[:, k], None)
+        out[f"ae_reason_{k + 1}_feature"] = np.where(keep, _FEATURES[order[:, k]], None)
+        out[f"ae_reason_{k + 1}_value"] = np.where(keep, picked_value[:, k], np.nan)
+        out[f"ae_reason_{k + 1}_expected"] = np.where(keep, picked_expected[:, k], np.nan)
+        out[f"ae_reason_{k + 1}_contribution"] = np.where(keep, picked_share[:, k], np.nan)
+    return pd.DataFrame(out, index=features.index)
+
+
+def reason_lists(flat: pd.DataFrame, prefix: str = "ae_reason") -> list[list[dict[str, object]]]:
+    """The nested form of flat reason columns: per row, a list of {code, feature, value, expected, contribution}."""
+    top = sum(1 for c in flat.columns if c.startswith(f"{prefix}_") and c.endswith("_code"))
+    out = []
+    for record in flat.to_dict("records"):
         reasons = []
-        for col in columns:
-            if share[row, col] <= 0:
+        for k in range(1, top + 1):
+            if record[f"{prefix}_{k}_code"] is None:
                 continue
-            name = contract.FEATURES[col]
-            value = observed[row, col]
-            value_or_fill = 0.0 if np.isnan(value) else value
-            reasons.append(
-                {
-                    "code": _reason_code(name, value_or_fill, expected[row, col]),
-                    "feature": name,
-                    "value": None if np.isnan(value) else float(value),
-                    "expected": float(expected[row, col]),
-                    "contribution": float(share[row, col]),
-                }
-            )
+            reason = {field: record[f"{prefix}_{k}_{field}"] for field in REASON_FIELDS}
+            reasons.append({k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in reason.items()})
         out.append(reasons)
     return out

@@ -38,6 +38,35 @@ def pin_threads(threads: int) -> None:
         log.debug("TensorFlow threads already initialized")
 
 
+def session_windows(token_sequences: Sequence[Sequence[int] | None], n: int = contract.MAX_SEQ_LENGTH):
+    """Every window the notebook could have scored, for each session, as one padded matrix.
+
+    For action j (1-based) of a session the window is its last (up to) ``n`` actions up to j,
+    padded with 0 at the end as ``pad_tokens`` does: the session as the notebook would have seen
+    it had it ended at j. A session without actions has one empty window. Returns
+    (padded (W, n) int32, session index (W,), window end j (W,), window offset (W,), first window
+    of each session (S,), windows per session (S,)).
+    """
+    seqs = [np.asarray([] if s is None else s, dtype=np.int32) for s in token_sequences]
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    counts = np.maximum(lengths, 1)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    flat = np.concatenate(seqs) if len(seqs) else np.zeros(0, dtype=np.int32)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)  # each session in ``flat``
+    session = np.repeat(np.arange(len(seqs)), counts)
+    end = np.arange(counts.sum()) - np.repeat(first, counts) + 1
+    end = np.minimum(end, np.repeat(lengths, counts))  # 0 for the empty window
+    offset = np.maximum(end - n, 0)
+    width = end - offset
+    steps = np.arange(n)
+    index = (np.repeat(starts, counts) + offset)[:, None] + steps[None, :]
+    inside = steps[None, :] < width[:, None]
+    padded = np.zeros((len(end), n), dtype=np.int32)
+    if len(flat):
+        padded = np.where(inside, flat[np.minimum(index, len(flat) - 1)], 0).astype(np.int32)
+    return padded, session, np.maximum(end, 1), offset, first, counts
+
+
 def _predict(model, x: np.ndarray) -> np.ndarray:
     if len(x) == 0:
         return np.zeros((0,) + tuple(model.output_shape[1:]), dtype=np.float32)
@@ -76,13 +105,15 @@ class BehaviorScorer:
         return calibration.surprise(ae_error, self.reference)
 
     def score(self, features: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
-        """ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent, ae_surprise (and ae_reasons)."""
+        """ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent, ae_surprise (and the flat columns of the
+        top reasons, ``features.ae_reasons``)."""
         x = behavior_matrix(features, self.scaler)
         reconstructed = self.reconstruct(x)
         out = ae_outputs(reconstruction_error(x, reconstructed), self.threshold)
         out["ae_surprise"] = self.surprise(out["ae_error"].to_numpy())
         if with_reasons:
-            out["ae_reasons"] = ae_reasons(features, x, reconstructed, self.scaler, TOP_REASONS)
+            flat = ae_reasons(features, x, reconstructed, self.scaler, TOP_REASONS)
+            out = pd.concat([out, flat.set_axis(out.index)], axis=1)
         return out
 
 
@@ -103,6 +134,52 @@ class SequenceScorer:
     def risk(self, padded: np.ndarray) -> np.ndarray:
         """Sigmoid output (float32, as Keras returns it) for padded (n, 10) token rows."""
         return _predict(self.model, padded.astype(np.int32)).reshape(-1)
+
+    def window_risk(self, padded: np.ndarray) -> np.ndarray:
+        """``risk`` of each padded row, each distinct row of the batch run through the model once.
+
+        Windows repeat heavily (a batch of 10,000 sessions holds about 55,000 windows, a fraction of
+        them distinct). Only the batch's own rows are used, never a memory of earlier batches: the
+        model's float32 output can change in its last bits with the batch it is computed in, so a
+        result must depend on this batch alone for a retried task to give the same numbers.
+        """
+        if len(padded) == 0:
+            return np.zeros(0, dtype=np.float32)
+        rows = np.ascontiguousarray(padded, dtype=np.int32)
+        keys = rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel()
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        return self.risk(rows[first])[inverse.reshape(-1)]
+
+    def score_sessions(
+        self, token_sequences: Sequence[Sequence[int] | None], with_reasons: bool = True
+    ) -> pd.DataFrame:
+        """Per session: seq_risk and seq_is_block (the notebook's, last 10 actions), seq_risk_max and
+        seq_risk_max_at (the riskiest window and the action it ends on, the earliest of equals),
+        seq_surprise (of the riskiest window) and seq_reasons (its steps, placed in the session)."""
+        padded, _, end, offset, first, counts = session_windows(token_sequences)
+        risk32 = self.window_risk(padded)
+        last = first + counts - 1
+        seq_risk = risk32[last].astype(np.float64)
+        if len(first):
+            peak_value = np.maximum.reduceat(risk32, first)
+            at_peak = risk32 == np.repeat(peak_value, counts)
+            candidates = np.where(at_peak, np.arange(len(risk32)), len(risk32))
+            peak = np.minimum.reduceat(candidates, first)
+        else:
+            peak = np.zeros(0, dtype=np.int64)
+        seq_risk_max = risk32[peak].astype(np.float64)
+        out = pd.DataFrame(
+            {
+                "seq_risk": seq_risk,
+                "seq_is_block": (seq_risk > self.block_threshold).astype("int32"),
+                "seq_risk_max": seq_risk_max,
+                "seq_risk_max_at": end[peak].astype("int32"),
+                "seq_surprise": self.surprise(seq_risk_max),
+            }
+        )
+        if with_reasons:
+            out["seq_reasons"] = self.reasons(padded[peak], risk32[peak], offset[peak])
+        return out
 
     def surprise(self, seq_risk: np.ndarray) -> np.ndarray:
         if self.reference is None:

@@ -19,11 +19,15 @@ from pyspark.sql import types as T
 
 from raksha import contract, failpoints, model_cache
 from raksha.artifacts import ModelVersion
+from raksha.features import REASON_FIELDS, reason_columns
+from raksha.scorers import TOP_REASONS
 
 SEQ_RESULT = T.StructType(
     [
         T.StructField("seq_risk", T.DoubleType()),
         T.StructField("seq_is_block", T.IntegerType()),
+        T.StructField("seq_risk_max", T.DoubleType()),
+        T.StructField("seq_risk_max_at", T.IntegerType()),
         T.StructField("seq_surprise", T.DoubleType()),
         T.StructField("seq_reasons", T.ArrayType(contract.REASON_TYPE)),
     ]
@@ -35,9 +39,21 @@ AE_RESULT = T.StructType(
         T.StructField("ae_is_anomaly", T.IntegerType()),
         T.StructField("ae_risk_percent", T.DoubleType()),
         T.StructField("ae_surprise", T.DoubleType()),
-        T.StructField("ae_reasons", T.ArrayType(contract.REASON_TYPE)),
+        # the top reasons as flat columns (features.ae_reasons), nested into ae_reasons in Spark SQL:
+        # handing Spark an array of structs from pandas would convert it row by row in Python
+        *[
+            T.StructField(name, contract.REASON_TYPE[name.rsplit("_", 1)[1]].dataType)
+            for name in reason_columns("ae_reason", TOP_REASONS)
+        ],
     ]
 )
+
+
+# What score_behavior and score_sequences add to a session (after the reasons are nested).
+AE_COLUMNS = [f for f in AE_RESULT.fields if not f.name.startswith("ae_reason_")] + [
+    T.StructField("ae_reasons", T.ArrayType(contract.REASON_TYPE))
+]
+SEQ_COLUMNS = list(SEQ_RESULT.fields)
 
 
 @dataclass(frozen=True)
@@ -68,16 +84,16 @@ def behavior_udf(model: BroadcastModel, threads: int, counter: Any):
 
 
 def sequence_udf(model: BroadcastModel, threads: int, counter: Any):
-    def score_windows(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
+    def score_sessions(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
         from raksha.scorers import SequenceScorer
 
         failpoints.hit_in_task("score_sequences")
         scorer = model_cache.get(model.key, lambda: SequenceScorer(model.broadcast.value), threads, counter)
-        for windows in batches:
+        for sequences in batches:
             model_cache.note_batch(counter, model.name)
-            yield scorer.score(windows)
+            yield scorer.score_sessions(sequences)
 
-    return F.pandas_udf(score_windows, SEQ_RESULT)
+    return F.pandas_udf(score_sessions, SEQ_RESULT)
 
 
 def features_struct() -> Column:
@@ -87,34 +103,21 @@ def features_struct() -> Column:
 def score_behavior(sessions: DataFrame, model: BroadcastModel, threads: int, counter: Any) -> DataFrame:
     """``sessions`` plus the autoencoder's columns (ae_error ... ae_reasons)."""
     udf = behavior_udf(model, threads, counter)
-    return sessions.withColumn("_ae", udf(features_struct())).select("*", "_ae.*").drop("_ae")
-
-
-def _windows(sessions: DataFrame) -> DataFrame:
-    """session_id, window_end, window_offset, seq_window: what the notebook would score at each action.
-
-    For every action j of a session, the window is the last (up to) 10 actions up to j, i.e.
-    the session as the notebook would have seen it had it ended at j. The window at the
-    session's last action is the notebook's own (``seq_risk``); a session without actions has
-    one empty window.
-    """
-    n = contract.MAX_SEQ_LENGTH
-    tokens = F.col("action_tokens")
-    end = F.col("window_end")
-    return (
-        sessions.select(
-            "session_id",
-            "action_tokens",
-            F.explode(F.sequence(F.lit(1), F.greatest(F.size(tokens), F.lit(1)))).alias("window_end"),
-        )
-        .withColumn("window_offset", F.greatest(end - n, F.lit(0)))
-        .select(
-            "session_id",
-            "window_end",
-            "window_offset",
-            F.slice(tokens, F.col("window_offset") + 1, F.least(end, F.lit(n))).alias("seq_window"),
-        )
+    scored = sessions.withColumn("_ae", udf(features_struct())).select("*", "_ae.*").drop("_ae")
+    return scored.withColumn("ae_reasons", nested_reasons("ae_reason", TOP_REASONS)).drop(
+        *reason_columns("ae_reason", TOP_REASONS)
     )
+
+
+def nested_reasons(prefix: str, top: int) -> Column:
+    """The flat reason columns as an array of reason structs (those present, in order)."""
+    candidates = F.array(
+        *[
+            F.struct(*[F.col(f"{prefix}_{k}_{field}").alias(field) for field in REASON_FIELDS])
+            for k in range(1, top + 1)
+        ]
+    )
+    return F.filter(candidates, lambda r: r["code"].isNotNull())
 
 
 def score_sequences(sessions: DataFrame, model: BroadcastModel, threads: int, counter: Any) -> DataFrame:
@@ -122,40 +125,14 @@ def score_sequences(sessions: DataFrame, model: BroadcastModel, threads: int, co
 
     seq_risk, seq_is_block: the notebook's score of the last 10 actions.
     seq_risk_max, seq_risk_max_at (the action at which it peaked), seq_surprise: the riskiest
-    window, so an attack in the middle of a long session is not missed (and ranks in risk_score).
-    seq_reasons: the steps that drove the riskiest window, with their positions in the session.
+    window of up to 10 actions, so an attack in the middle of a long session is not missed (and
+    ranks in risk_score). seq_reasons: the steps that drove the riskiest window, with their
+    positions in the session.
 
-    Action sequences repeat heavily, so each distinct window is scored once and joined back.
+    One pandas UDF over each session's whole action list (``SequenceScorer.score_sessions``): the
+    windows are built in numpy in the Python worker, and since action sequences repeat heavily
+    each distinct window is run through the model once per worker and remembered, so no window
+    is shuffled through Spark.
     """
     udf = sequence_udf(model, threads, counter)
-    windows = _windows(sessions)
-    scored = (
-        windows.select("seq_window")
-        .distinct()
-        .withColumn("_seq", udf(F.col("seq_window")))
-        .select("seq_window", "_seq.*")
-    )
-    per_window = windows.join(scored, on="seq_window", how="inner")
-    peak_key = F.struct(F.col("seq_risk"), -F.col("window_end"))  # riskiest, then earliest
-    shifted = F.transform(
-        "seq_reasons",
-        lambda r: r.withField("value", r["value"] + F.col("window_offset")).withField(
-            "code",
-            F.when(F.col("window_offset") > 0, F.regexp_replace(r["code"], "^START -> ", "EARLIER -> ")).otherwise(
-                r["code"]
-            ),
-        ),
-    )
-    per_session = per_window.groupBy("session_id").agg(
-        F.max_by(F.struct("seq_risk", "seq_is_block"), "window_end").alias("_last"),
-        F.max_by(
-            F.struct(
-                F.col("seq_risk").alias("seq_risk_max"),
-                F.col("window_end").cast("int").alias("seq_risk_max_at"),
-                F.col("seq_surprise"),
-                shifted.alias("seq_reasons"),
-            ),
-            peak_key,
-        ).alias("_peak"),
-    )
-    return sessions.join(per_session.select("session_id", "_last.*", "_peak.*"), on="session_id", how="left")
+    return sessions.withColumn("_seq", udf(F.col("action_tokens"))).select("*", "_seq.*").drop("_seq")

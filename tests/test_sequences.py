@@ -43,3 +43,37 @@ def test_session_sequences_orders_by_time_then_seq_no(spark):
     assert out["s1"]["action_tokens"] == [1, 7, 0, 8]
     assert out["s1"]["action_count"] == 4 and out["s1"]["unknown_action_count"] == 1
     assert out["s2"]["action_tokens"] == [1]
+
+
+def test_session_windows_are_what_the_notebook_would_score_at_each_action():
+    from raksha.scorers import session_windows
+
+    long = list(range(1, 9)) * 3  # 24 actions
+    padded, session, end, offset, first, counts = session_windows([[3, 5], None, long, []])
+    assert list(counts) == [2, 1, 24, 1] and list(first) == [0, 2, 3, 27]
+    assert list(session) == [0, 0, 1] + [2] * 24 + [3]
+    expected = [[3], [3, 5], []] + [long[max(0, j - 10) : j] for j in range(1, 25)] + [[]]
+    np.testing.assert_array_equal(padded, pad_tokens(expected))
+    assert list(end) == [1, 2, 1, *range(1, 25), 1]
+    assert list(offset[3:]) == [max(0, j - 10) for j in range(1, 25)] + [0]
+
+
+def test_scoring_sessions_takes_the_earliest_riskiest_window():
+    from raksha import artifacts
+    from raksha.scorers import SequenceScorer
+
+    scorer = SequenceScorer(artifacts.load_version("models", contract.SEQ_MODEL))
+    attack = encode_actions(["LOGIN", "ADD_RECIPIENT", "TRANSFER_LARGE", "TRANSFER_LARGE"])
+    calm = encode_actions(["VIEW_BALANCE", "VIEW_TRANSACTIONS"])
+    session = calm * 2 + attack + calm * 8 + attack + calm * 6  # the attack twice, the second after 20 calm steps
+    out = scorer.score_sessions([session, calm, [], None])
+    windows = [session[max(0, j - 10) : j] for j in range(1, len(session) + 1)]
+    risk = scorer.score(windows, with_reasons=False)["seq_risk"].to_numpy()
+    row = out.iloc[0]
+    assert row["seq_risk_max"] == pytest.approx(risk.max(), rel=1e-5) and row["seq_risk_max"] > 0.8
+    assert row["seq_risk"] == pytest.approx(risk[-1], rel=1e-5) and row["seq_risk"] < row["seq_risk_max"]
+    assert row["seq_risk_max_at"] == 1 + int(np.argmax(risk))  # the first of the riskiest windows
+    codes = " ".join(r["code"] for r in row["seq_reasons"])
+    assert "ADD_RECIPIENT" in codes and all(1 <= r["value"] <= 8 for r in row["seq_reasons"])
+    assert list(out["seq_risk_max_at"][2:]) == [1, 1]  # sessions without actions: one empty window
+    assert out["seq_risk"][2] == out["seq_risk"][3]

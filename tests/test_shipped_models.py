@@ -11,6 +11,7 @@ import pytest
 
 from raksha import artifacts, contract, tables
 from raksha.daily import run
+from raksha.features import reason_lists
 from raksha.scorers import BehaviorScorer, SequenceScorer
 from raksha.sequences import encode_actions
 from raksha.synthetic import generate_day
@@ -52,7 +53,7 @@ def test_only_touch_pressure_altered_names_touch_pressure_first(behavior):
     normal = sessions[behavior.score(sessions, with_reasons=False)["ae_is_anomaly"].to_numpy() == 0].head(20)
     altered = normal.copy()
     altered["touch_pressure"] = 0.02
-    reasons = behavior.score(altered)["ae_reasons"]
+    reasons = reason_lists(behavior.score(altered))
     assert all(r[0]["feature"] == "touch_pressure" and r[0]["code"] == "TOUCH_PRESSURE_LOW" for r in reasons)
     assert all(r[0]["value"] == pytest.approx(0.02) and r[0]["expected"] > 0.1 for r in reasons)  # a much firmer touch
 
