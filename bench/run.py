@@ -383,13 +383,20 @@ def child_spark(variant: str, work: Path, out: Path, result_path: Path, profile:
         sets.append("spark.conf.spark.sql.pyspark.udf.profiler=perf")
     cfg = load_config(sets=sets)
     patched: list[str] = []
+    stand_ins = None
     if variant == "a":
         threshold = artifacts.load_version(cfg.path("models"), contract.AE_MODEL).threshold
-        daily.score_behavior, daily.score_sequences = floor_scorers(float(threshold))
-        patched = ["raksha.daily.score_behavior", "raksha.daily.score_sequences"]
+        stand_ins = floor_scorers(float(threshold))
     elif variant == "c":
-        daily.score_behavior, daily.score_sequences = recipe_scorers(cfg.path("models"))
-        patched = ["raksha.daily.score_behavior", "raksha.daily.score_sequences"]
+        stand_ins = recipe_scorers(cfg.path("models"))
+    if stand_ins is not None:
+        behavior, sequences = stand_ins
+
+        def score_models(df, ae_model, seq_model, threads, counter):
+            return sequences(behavior(df, ae_model, threads, counter), seq_model, threads, counter)
+
+        daily.score_models = score_models
+        patched = ["raksha.daily.score_models"]
 
     clock = time.monotonic()
     spark = build_session(cfg, f"bench-{VARIANTS[variant]}")
@@ -437,7 +444,7 @@ def udf_profiles(spark, folder: Path, top: int = 20) -> dict[str, str]:
         text = io.StringIO()
         stats = pstats.Stats(path, stream=text).strip_dirs()
         names = {name for (_, _, name) in stats.stats}
-        label = next((n for n in ("score_behavior", "score_sessions") if n in names), Path(path).stem)
+        label = next((n for n in ("score_models", "score_behavior", "score_sessions") if n in names), Path(path).stem)
         stats.sort_stats("cumulative").print_stats(PROFILE_OWN_CODE, top)
         stats.sort_stats("tottime").print_stats(top)
         out[f"{label} ({Path(path).stem})"] = text.getvalue()

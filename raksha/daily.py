@@ -34,7 +34,7 @@ from raksha import (
 )
 from raksha.config import Config
 from raksha.decisions import decide, validate_policy
-from raksha.scoring import BroadcastModel, score_behavior, score_sequences
+from raksha.scoring import BroadcastModel, score_models
 from raksha.sequences import session_sequences
 
 log = logging.getLogger(__name__)
@@ -171,8 +171,7 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
 
     scored = (
         with_sequences(valid, actions)
-        .transform(lambda df: score_behavior(df, ae_model, threads, counter))
-        .transform(lambda df: score_sequences(df, seq_model, threads, counter))
+        .transform(lambda df: score_models(df, ae_model, seq_model, threads, counter))
         .transform(lambda df: challenger.score(df, spark, cfg, rival, (ae_version, seq_version), threads, counter))
         .transform(lambda df: decide(df, cfg, ae_version.risk_score_cut))
         .withColumn("dq_flags", quality.session_dq_flags())

@@ -96,6 +96,30 @@ def sequence_udf(model: BroadcastModel, threads: int, counter: Any):
     return F.pandas_udf(score_sessions, SEQ_RESULT)
 
 
+MODELS_RESULT = T.StructType([*AE_RESULT.fields, *SEQ_RESULT.fields])
+
+
+def models_udf(ae_model: BroadcastModel, seq_model: BroadcastModel, threads: int, counter: Any):
+    """Both models in one UDF: one Python worker per task runs both, so each worker imports the model
+    runtime and deserializes the models once, and each batch crosses to Python once."""
+
+    def score_models(batches: Iterator[tuple[pd.DataFrame, pd.Series]]) -> Iterator[pd.DataFrame]:
+        from raksha.scorers import BehaviorScorer, SequenceScorer
+
+        failpoints.hit_in_task("score_behavior")
+        failpoints.hit_in_task("score_sequences")
+        behavior = model_cache.get(ae_model.key, lambda: BehaviorScorer(ae_model.broadcast.value), threads, counter)
+        sequence = model_cache.get(seq_model.key, lambda: SequenceScorer(seq_model.broadcast.value), threads, counter)
+        for features, sequences in batches:
+            model_cache.note_batch(counter, ae_model.name)
+            model_cache.note_batch(counter, seq_model.name)
+            ae = behavior.score(features)
+            seq = sequence.score_sessions(sequences)
+            yield pd.concat([ae, seq.set_axis(ae.index)], axis=1)
+
+    return F.pandas_udf(score_models, MODELS_RESULT)
+
+
 def features_struct() -> Column:
     return F.struct(*[F.col(c) for c in contract.FEATURES])
 
@@ -103,7 +127,20 @@ def features_struct() -> Column:
 def score_behavior(sessions: DataFrame, model: BroadcastModel, threads: int, counter: Any) -> DataFrame:
     """``sessions`` plus the autoencoder's columns (ae_error ... ae_reasons)."""
     udf = behavior_udf(model, threads, counter)
-    scored = sessions.withColumn("_ae", udf(features_struct())).select("*", "_ae.*").drop("_ae")
+    return _nest_ae_reasons(sessions.withColumn("_ae", udf(features_struct())).select("*", "_ae.*").drop("_ae"))
+
+
+def score_models(
+    sessions: DataFrame, ae_model: BroadcastModel, seq_model: BroadcastModel, threads: int, counter: Any
+) -> DataFrame:
+    """``sessions`` (with the features and ``action_tokens``) plus both models' columns, from one UDF
+    (``score_behavior`` then ``score_sequences``, in one pass)."""
+    udf = models_udf(ae_model, seq_model, threads, counter)
+    scored = sessions.withColumn("_m", udf(features_struct(), F.col("action_tokens")))
+    return _nest_ae_reasons(scored.select("*", "_m.*").drop("_m"))
+
+
+def _nest_ae_reasons(scored: DataFrame) -> DataFrame:
     return scored.withColumn("ae_reasons", nested_reasons("ae_reason", TOP_REASONS)).drop(
         *reason_columns("ae_reason", TOP_REASONS)
     )
