@@ -168,8 +168,8 @@ def score_sequences(sessions: DataFrame, model: BroadcastModel, threads: int, co
 
     One pandas UDF over each session's whole action list (``SequenceScorer.score_sessions``): the
     windows are built in numpy in the Python worker, and since action sequences repeat heavily
-    each distinct window is run through the model once per worker and remembered, so no window
-    is shuffled through Spark.
+    each distinct window of a batch is run through the model once; no window is shuffled through
+    Spark.
     """
     udf = sequence_udf(model, threads, counter)
     return sessions.withColumn("_seq", udf(F.col("action_tokens"))).select("*", "_seq.*").drop("_seq")
