@@ -219,7 +219,7 @@ def generate_day(work: Path, sessions: int, keep_existing: bool = True) -> dict[
 
 # ------------------------------------------------------------------------------ (a) floor: constants
 def floor_scorers(threshold: float) -> tuple[Callable[..., Any], Callable[..., Any]]:
-    """Stand-ins for ``score_behavior`` / ``score_sequences`` adding the same columns as constants."""
+    """Stand-ins for the two model steps of ``score_models``, adding the same columns as constants."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 

@@ -49,7 +49,7 @@ AE_RESULT = T.StructType(
 )
 
 
-# What score_behavior and score_sequences add to a session (after the reasons are nested).
+# What score_models adds to a session (after the reasons are nested).
 AE_COLUMNS = [f for f in AE_RESULT.fields if not f.name.startswith("ae_reason_")] + [
     T.StructField("ae_reasons", T.ArrayType(contract.REASON_TYPE))
 ]
@@ -124,17 +124,11 @@ def features_struct() -> Column:
     return F.struct(*[F.col(c) for c in contract.FEATURES])
 
 
-def score_behavior(sessions: DataFrame, model: BroadcastModel, threads: int, counter: Any) -> DataFrame:
-    """``sessions`` plus the autoencoder's columns (ae_error ... ae_reasons)."""
-    udf = behavior_udf(model, threads, counter)
-    return _nest_ae_reasons(sessions.withColumn("_ae", udf(features_struct())).select("*", "_ae.*").drop("_ae"))
-
-
 def score_models(
     sessions: DataFrame, ae_model: BroadcastModel, seq_model: BroadcastModel, threads: int, counter: Any
 ) -> DataFrame:
-    """``sessions`` (with the features and ``action_tokens``) plus both models' columns, from one UDF
-    (``score_behavior`` then ``score_sequences``, in one pass)."""
+    """``sessions`` (with the features and ``action_tokens``) plus both models' columns (``AE_COLUMNS``,
+    ``SEQ_COLUMNS``), from one UDF."""
     udf = models_udf(ae_model, seq_model, threads, counter)
     scored = sessions.withColumn("_m", udf(features_struct(), F.col("action_tokens")))
     return _nest_ae_reasons(scored.select("*", "_m.*").drop("_m"))
