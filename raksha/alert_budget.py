@@ -42,7 +42,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from raksha import artifacts, contract, evaluation, tables
+from raksha import artifacts, contract, evaluation, inputs, review, tables
 from raksha.artifacts import ModelVersion
 from raksha.config import Config
 
@@ -64,10 +64,6 @@ class Calibration:
     version: ModelVersion
 
 
-def _days(start: dt.date, end: dt.date) -> list[str]:
-    return [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
-
-
 def pick_threshold(top: list[float], slots: int) -> float:
     """A threshold with at most ``slots`` of the values strictly above it, as many as ties allow.
 
@@ -84,8 +80,7 @@ def pick_threshold(top: list[float], slots: int) -> float:
 def user_days(scored: DataFrame) -> DataFrame:
     """One row per (dt, user): blocked (any session BLOCK) and, over the unblocked sessions, the highest scores."""
     unblocked = F.col("decision") != "BLOCK"
-    user = F.coalesce(F.col("user_id"), F.concat(F.lit("session:"), F.col("session_id")))  # as review cases
-    return scored.groupBy("dt", user.alias("case_user")).agg(
+    return scored.groupBy("dt", review.case_key().alias("case_user")).agg(
         F.max((F.col("decision") == "BLOCK").cast("int")).alias("blocked"),
         *[F.max(F.when(unblocked, F.col(c))).alias(c) for c in KNOBS],
     )
@@ -119,10 +114,9 @@ def measure(cases: DataFrame, scored: DataFrame, truth: DataFrame | None, knob: 
             F.sum("flagged").alias("flagged"),
             F.sum(F.col("flagged") * F.col("is_attack")).alias("caught"),
         ).first()
-        user = F.coalesce(F.col("user_id"), F.concat(F.lit("session:"), F.col("session_id")))
         by_case = (
             judged.where(F.col("flagged") == 1)
-            .groupBy("dt", user)
+            .groupBy("dt", review.case_key())
             .agg(F.max("is_attack").alias("attack"))
             .agg(F.count("*").alias("cases"), F.sum("attack").alias("attack_cases"))
             .first()
@@ -189,7 +183,7 @@ def calibrate(
         raise ValueError(f"capacity must be at least 1 case a day, got {capacity}")
     if truth not in (None, *evaluation.TRUTHS):
         raise ValueError(f"truth must be one of {evaluation.TRUTHS} or None, got {truth!r}")
-    days = _days(start, end)
+    days = inputs.days(start, end)
     scored = (
         tables.read_days(
             spark, cfg, "scored_sessions", start, end, lambda d: f"not scored (run `raksha score --date {d}` first)"

@@ -25,6 +25,12 @@ def _date(text: str) -> dt.date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): '{text}'") from None
 
 
+def date_window_args(parser: argparse.ArgumentParser) -> None:
+    """--start-date and --end-date (inclusive), for every command over a window of days."""
+    parser.add_argument("--start-date", type=_date, required=True)
+    parser.add_argument("--end-date", type=_date, required=True)
+
+
 def common_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--conf", action="append", default=[], metavar="FILE", help="config overlay (repeatable)")
@@ -47,8 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, what in (("train-autoencoder", "autoencoder"), ("train-sequence", "sequence model")):
         p = sub.add_parser(name, parents=[common], help=f"train a new {what} version from a date window")
-        p.add_argument("--start-date", type=_date, required=True)
-        p.add_argument("--end-date", type=_date, required=True)
+        date_window_args(p)
         p.add_argument("--no-promote", action="store_true", help="write the version without promoting it")
         p.add_argument(
             "--from-export",
@@ -65,8 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "queue-precision", parents=[common], help="precision of the review queue against the generated ground truth"
     )
-    p.add_argument("--start-date", type=_date, required=True)
-    p.add_argument("--end-date", type=_date, required=True)
+    date_window_args(p)
     p.add_argument("--capacity-share", type=float, default=0.01, help="queue capacity as a share of sessions")
 
     p = sub.add_parser("label", parents=[common], help="land analysts' verdicts (CSV or Parquet) in the verdicts table")
@@ -76,8 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate", parents=[common], help="ROC-AUC, PR-AUC, precision and recall against ground truth, with a baseline"
     )
-    p.add_argument("--start-date", type=_date, required=True)
-    p.add_argument("--end-date", type=_date, required=True)
+    date_window_args(p)
     p.add_argument("--capacity-share", type=float, default=0.01, help="queue capacity as a share of sessions")
     p.add_argument("--truth", choices=("labels", "verdicts"), default="labels", help="generated labels or verdicts")
     p.add_argument("--out", metavar="FILE.json", help="report path (default: {paths.warehouse}/../reports/...)")
@@ -88,8 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="autoencoder threshold and risk_score cut for a review capacity; writes a new autoencoder version",
     )
-    p.add_argument("--start-date", type=_date, required=True)
-    p.add_argument("--end-date", type=_date, required=True)
+    date_window_args(p)
     p.add_argument("--capacity", type=int, required=True, help="review cases a day the team can handle")
     p.add_argument(
         "--truth",
@@ -108,8 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="export a window's sessions and labelled sequences for retraining (retrain_behavior, retrain_sequences)",
     )
-    p.add_argument("--start-date", type=_date, required=True)
-    p.add_argument("--end-date", type=_date, required=True)
+    date_window_args(p)
 
     p = sub.add_parser("sql", parents=[common], help="run one SQL statement against the catalog")
     p.add_argument("statement")

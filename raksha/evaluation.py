@@ -66,13 +66,6 @@ SAMPLE_BUCKETS = 1_000_000
 # --- the review queue at a capacity ---
 
 
-def _days(start: dt.date, end: dt.date) -> Iterator[dt.date]:
-    day = start
-    while day <= end:
-        yield day
-        day += dt.timedelta(days=1)
-
-
 def _scored_table(spark: SparkSession, cfg: Config) -> DataFrame:
     name = tables.table_name(cfg, "scored_sessions")
     if not spark.catalog.tableExists(name):
@@ -91,7 +84,7 @@ def queue_precision(
 ) -> tuple[pd.DataFrame, dict[str, float]]:
     scored_table = _scored_table(spark, cfg)
     rows = []
-    for day in _days(start, end):
+    for day in inputs.days(start, end):
         scored = scored_table.where(F.col("dt") == day.isoformat()).drop("dt")
         n = scored.count()
         if n == 0:
@@ -333,11 +326,11 @@ def evaluate(
     persisted = [scored]
     try:
         per_day = {r["dt"]: r["n"] for r in scored.groupBy("dt").agg(F.count("*").alias("n")).collect()}
-        for day in _days(start, end):
+        for day in inputs.days(start, end):
             if not per_day.get(day.isoformat()):
                 raise inputs.InputError(f"scored_sessions {day}: no rows (score the day first)")
         queue = None
-        for day in _days(start, end):
+        for day in inputs.days(start, end):
             scored_day = scored.where(F.col("dt") == day.isoformat()).drop("dt")
             day_queue = capacity_queue(scored_day, day, per_day[day.isoformat()], capacity_share)
             day_queue = day_queue.withColumn("dt", F.lit(day.isoformat()))

@@ -35,7 +35,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,13 +72,6 @@ class ExportResult:
     end: dt.date
     manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # table -> manifest
     manifest_paths: dict[str, str] = field(default_factory=dict)
-
-
-def _days(start: dt.date, end: dt.date) -> Iterator[dt.date]:
-    day = start
-    while day <= end:
-        yield day
-        day += dt.timedelta(days=1)
 
 
 def new_run_id(now: dt.datetime | None = None) -> str:
@@ -148,7 +140,7 @@ def input_sequences(spark: SparkSession, cfg: Config, start: dt.date, end: dt.da
         session_sequences(inputs.read_actions(spark, cfg.path("actions"), day))
         .select("session_id", "action_tokens")
         .withColumn("dt", F.lit(day.isoformat()))
-        for day in _days(start, end)
+        for day in inputs.days(start, end)
     ]
     out = frames[0]
     for frame in frames[1:]:
@@ -248,7 +240,7 @@ def _stage_window(
         .parquet(base)
     )
     storage = Storage(spark)
-    for day in _days(start, end):
+    for day in inputs.days(start, end):
         if not storage.exists(tables.stage_path(cfg, run_id, table, day)):  # a day with no rows
             tables.stage(cfg, run_id, table, spark.createDataFrame([], schema), day)
 
@@ -263,7 +255,7 @@ def _staged_summary(
     """Counts read back from the staged days: rows, distinct sessions, per day and per ``by`` column."""
     frames = [
         tables.read_staged(spark, cfg, run_id, table, d).withColumn("dt", F.lit(d.isoformat()))
-        for d in _days(start, end)
+        for d in inputs.days(start, end)
     ]
     staged = frames[0]
     for frame in frames[1:]:
@@ -271,7 +263,7 @@ def _staged_summary(
     staged = staged.persist()
     try:
         totals = staged.agg(F.count("*").alias("rows"), F.count_distinct("session_id").alias("sessions")).first()
-        per_day = {d.isoformat(): 0 for d in _days(start, end)}
+        per_day = {d.isoformat(): 0 for d in inputs.days(start, end)}
         per_day.update(_counts(staged, "dt"))
         summary: dict[str, Any] = {"rows": int(totals["rows"]), "sessions": int(totals["sessions"]), "per_day": per_day}
         for column in by:
@@ -375,7 +367,7 @@ def export_retraining(
                 )
 
         for table in EXPORT_TABLES:
-            for day in _days(start, end):
+            for day in inputs.days(start, end):
                 tables.publish(spark, cfg, run_id, table, day)
 
         rules = selection_rules(cfg)

@@ -107,15 +107,18 @@ def read_actions(spark: SparkSession, root: str, day: dt.date) -> DataFrame:
     return read_day(spark, root, day, "actions", contract.ACTIONS_SCHEMA)
 
 
+def days(start: dt.date, end: dt.date) -> list[dt.date]:
+    """Every date from ``start`` to ``end`` inclusive (empty when end < start)."""
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
 def read_window(
     spark: SparkSession, root: str, start: dt.date, end: dt.date, dataset: str, schema: T.StructType
 ) -> DataFrame:
     """Every day from ``start`` to ``end`` inclusive, with a ``dt`` column; missing days are an error."""
-    frames = []
-    day = start
-    while day <= end:
-        frames.append(read_day(spark, root, day, dataset, schema).withColumn("dt", F.lit(day.isoformat())))
-        day += dt.timedelta(days=1)
+    frames = [
+        read_day(spark, root, day, dataset, schema).withColumn("dt", F.lit(day.isoformat())) for day in days(start, end)
+    ]
     if not frames:
         raise InputError(f"{dataset}: empty window {start} .. {end}")
     out = frames[0]

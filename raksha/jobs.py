@@ -7,13 +7,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from raksha.cli import _date, common_parser, setup_logging
+from raksha.cli import _date, common_parser, date_window_args, setup_logging  # noqa: F401 - jobs/ import date_window_args from here
 from raksha.config import Config, load_config
-
-
-def date_window_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--start-date", type=_date, required=True)
-    parser.add_argument("--end-date", type=_date, required=True)
 
 
 def run_job(

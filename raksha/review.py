@@ -25,9 +25,13 @@ def audit_pick(day: dt.date, rate: float) -> Column:
     return bucket < F.lit(int(round(rate * AUDIT_BUCKETS)))
 
 
+def case_key() -> Column:
+    """What makes one review case: the user (a session without a user is its own case)."""
+    return F.coalesce(F.col("user_id"), F.concat(F.lit("session:"), F.col("session_id")))
+
+
 def review_queue(scored: DataFrame, day: dt.date, capacity: int, audit_rate: float, run_id: str) -> DataFrame:
-    case_key = F.coalesce(F.col("user_id"), F.concat(F.lit("session:"), F.col("session_id")))
-    flagged = scored.filter(F.col("decision").isin(*FLAGGED)).withColumn("case_key", case_key)
+    flagged = scored.filter(F.col("decision").isin(*FLAGGED)).withColumn("case_key", case_key())
     cases = flagged.groupBy("case_key").agg(
         F.max("risk_score").alias("case_risk"), F.count("*").cast("int").alias("case_sessions")
     )
@@ -54,6 +58,5 @@ def review_queue(scored: DataFrame, day: dt.date, capacity: int, audit_rate: flo
 
 def overflow_cases(scored: DataFrame, capacity: int) -> int:
     """Flagged cases beyond the capacity (they stay in scored_sessions)."""
-    case_key = F.coalesce(F.col("user_id"), F.concat(F.lit("session:"), F.col("session_id")))
-    cases = scored.filter(F.col("decision").isin(*FLAGGED)).select(case_key.alias("k")).distinct().count()
+    cases = scored.filter(F.col("decision").isin(*FLAGGED)).select(case_key().alias("k")).distinct().count()
     return max(0, cases - capacity)

@@ -85,11 +85,9 @@ def read_days(
     A day not published is an InputError ``'{table} {day}: ' + missing(day)``.
     """
     published = published_days(spark, cfg, table)
-    day = start
-    while day <= end:
+    for day in inputs.days(start, end):
         if day.isoformat() not in published:
             raise inputs.InputError(f"{table} {day}: {missing(day)}")
-        day += dt.timedelta(days=1)
     name = table_name(cfg, table)
     spark.sql(f"REFRESH TABLE {name}")
     return spark.table(name).where(F.col("dt").between(start.isoformat(), end.isoformat()))

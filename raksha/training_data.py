@@ -34,12 +34,10 @@ def _sample(df: DataFrame, max_rows: int, seed: int) -> DataFrame:
 def valid_sessions(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> DataFrame:
     """The window's sessions that pass the row checks (the same rules the nightly job applies)."""
     frames = []
-    day = start
-    while day <= end:
+    for day in inputs.days(start, end):
         sessions = inputs.read_sessions(spark, cfg.path("sessions"), day)
         valid, _ = quality.split_valid(quality.flag_sessions(sessions, day))
         frames.append(valid.withColumn("dt", F.lit(day.isoformat())))
-        day += dt.timedelta(days=1)
     out = frames[0]
     for frame in frames[1:]:
         out = out.unionByName(frame)
