@@ -12,6 +12,9 @@ setup(
         "pyspark==4.3.0",
         "tensorflow-cpu==2.21.0",
         "keras==3.15.1",  # >= 3.14: safe_mode bypasses fixed
+        "onnxruntime==1.30.0",  # scoring.runtime: onnx
+        "onnx==1.23.1",  # builds the ONNX graphs from the .keras weights
+        "h5py==3.14.0",  # reads the .keras weights without Keras
         "pandas==2.3.3",  # PySpark 4.3 does not fully support pandas 3
         "numpy==2.4.6",
         "pyarrow==26.0.1",

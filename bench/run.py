@@ -12,11 +12,14 @@ c. recipe: ``raksha.daily.run`` scoring as the Spark docs show: ``pyspark.ml.fun
    with a ``make_predict_fn`` that loads the Keras model and calls ``model.predict`` (batch_size=100,
    as the docs' example), for both models;
 d. notebook: the notebooks' per-row ``score_session`` and ``predict_session_risk`` on a sample of
-   200 sessions, extrapolated to N.
+   200 sessions, extrapolated to N;
+e. crossing (only when asked, ``--variants a,e,b``): raksha's pandas UDF with a body that returns
+   constants: the cost of crossing to Python and back, without the models;
+f. raksha-keras (only when asked): raksha with ``scoring.runtime: keras`` (TensorFlow in the workers).
 
 It prints one table (wall seconds, sessions/s, ratio to the floor, peak RSS of the driver JVM and
-of the largest Python worker) and the issue's targets with pass/fail, and writes the same as JSON
-under ``bench/results/``. See ``bench/README.md``.
+of the largest Python worker, CPU seconds of the JVM and of the Python workers) and the issue's
+targets with pass/fail, and writes the same as JSON under ``bench/results/``. See ``bench/README.md``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -43,13 +46,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 MODELS = REPO / "models"
 DAY = dt.date(2026, 11, 2)
 MASTER = "local[2]"
-VARIANTS = {"a": "floor", "b": "raksha", "c": "recipe", "d": "notebook"}
+VARIANTS = {"a": "floor", "b": "raksha", "c": "recipe", "d": "notebook", "e": "crossing", "f": "raksha-keras"}
+DEFAULT_VARIANTS = ["a", "b", "c", "d"]
 NOTEBOOK_SAMPLE = 200
 RECIPE_BATCH_SIZE = 100  # the batch_size of the predict_batch_udf example in the Spark docs
 SCALE_SIZES = (250_000, 1_000_000, 4_000_000)
 SAMPLE_INTERVAL_S = 0.5
 GB = 1024**3
 MB = 1024**2
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 log = logging.getLogger("bench")
 
@@ -63,8 +68,8 @@ def _read(path: str) -> str | None:
         return None
 
 
-def _processes() -> dict[int, tuple[int, str, str]]:
-    """pid -> (ppid, comm, cmdline) of every process we can see."""
+def _processes() -> dict[int, tuple[int, str, str, float]]:
+    """pid -> (ppid, comm, cmdline, CPU seconds used so far) of every process we can see."""
     out = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -76,7 +81,8 @@ def _processes() -> dict[int, tuple[int, str, str]]:
         fields = rest.split()
         comm = head.split("(", 1)[-1]
         cmdline = (_read(f"/proc/{entry.name}/cmdline") or "").replace("\0", " ").strip()
-        out[int(entry.name)] = (int(fields[1]), comm, cmdline)
+        cpu_s = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+        out[int(entry.name)] = (int(fields[1]), comm, cmdline, cpu_s)
     return out
 
 
@@ -97,7 +103,8 @@ class TreeSampler(threading.Thread):
     Roles: ``jvm`` (the Spark driver, a ``java`` process), ``daemon`` (``pyspark.daemon`` started
     by the JVM), ``worker`` (the Python workers it forks), ``python`` (the root process itself).
     The peak of a process is its kernel high-water mark (VmHWM), so a spike between two samples
-    still counts unless the process ends before the next sample.
+    still counts unless the process ends before the next sample. CPU seconds (user + system) are
+    each process's last sample, summed by role: where the machine's two cores went.
     """
 
     def __init__(self, root: int) -> None:
@@ -119,14 +126,14 @@ class TreeSampler(threading.Thread):
     def sample(self) -> None:
         table = _processes()
         children: dict[int, list[int]] = {}
-        for pid, (ppid, _, _) in table.items():
+        for pid, (ppid, *_) in table.items():
             children.setdefault(ppid, []).append(pid)
         roles = {self.root: "python"}
         queue = [self.root]
         while queue:
             parent = queue.pop()
             for pid in children.get(parent, []):
-                _, comm, cmdline = table[pid]
+                _, comm, cmdline, _ = table[pid]
                 if comm == "java" and "org.apache.spark.launcher.Main" in cmdline:
                     role = "launcher"  # spark-class's short-lived java that only builds the command line
                 elif comm == "java" or cmdline.split(" ", 1)[0].endswith("/java"):
@@ -144,8 +151,9 @@ class TreeSampler(threading.Thread):
                 continue
             seen = self.peaks.setdefault(pid, {"peak_kb": 0})
             if seen.get("role") != role:  # spark-submit's bash becomes the JVM by exec, with a fresh VmHWM
-                seen.update(role=role, peak_kb=0, cmd=table.get(pid, (0, "", ""))[2][:80])
+                seen.update(role=role, peak_kb=0, cmd=table.get(pid, (0, "", "", 0.0))[2][:80])
             seen["peak_kb"] = max(seen["peak_kb"], hwm, rss)
+            seen["cpu_s"] = table.get(pid, (0, "", "", 0.0))[3]  # the last sample before it ends
             if role == "worker":
                 worker_rss += rss
         self.concurrent_worker_rss_kb = max(self.concurrent_worker_rss_kb, worker_rss)
@@ -154,7 +162,12 @@ class TreeSampler(threading.Thread):
         def peak(role: str) -> int:
             return max((p["peak_kb"] for p in self.peaks.values() if p["role"] == role), default=0) * 1024
 
+        def cpu(role: str) -> float:
+            return sum(p.get("cpu_s", 0.0) for p in self.peaks.values() if p["role"] == role)
+
         return {
+            "driver_jvm_cpu_s": cpu("jvm"),
+            "python_workers_cpu_s": cpu("worker"),
             "driver_jvm_peak_bytes": peak("jvm"),
             "python_worker_peak_bytes": peak("worker"),
             "python_daemon_peak_bytes": peak("daemon"),
@@ -239,6 +252,43 @@ def floor_scorers(threshold: float) -> tuple[Callable[..., Any], Callable[..., A
         return sessions.withColumns({f.name: constant(f) for f in scoring.SEQ_COLUMNS})
 
     return behavior, sequences
+
+
+# ------------------------------------------------------------------ (e) crossing: the UDF, no model
+def crossing_scorer() -> Callable[..., Any]:
+    """``score_models`` with raksha's pandas UDF (same inputs, same result type, Arrow both ways) whose
+    body returns constants: what crossing to Python costs without any model work. Not a default
+    variant; ``--variants a,e,b`` splits raksha's cost over the floor into crossing and models."""
+    import numpy as np
+    import pandas as pd
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from raksha import scoring
+
+    def constant(field: T.StructField, n: int) -> Any:
+        if isinstance(field.dataType, T.ArrayType):
+            return [[] for _ in range(n)]
+        if isinstance(field.dataType, T.StringType):
+            return np.full(n, None, dtype=object)  # no reason
+        return np.zeros(n, dtype="int32" if isinstance(field.dataType, T.IntegerType) else "float64")
+
+    def constants(batches):
+        for features, _sequences in batches:
+            yield pd.DataFrame({f.name: constant(f, len(features)) for f in scoring.MODELS_RESULT.fields})
+
+    # the iterator form, as raksha's UDF declares it (string annotations would not resolve here)
+    constants.__annotations__ = {
+        "batches": Iterator[tuple[pd.DataFrame, pd.Series]],
+        "return": Iterator[pd.DataFrame],
+    }
+
+    def score_models(sessions, *_args, **_kwargs):
+        udf = F.pandas_udf(constants, scoring.MODELS_RESULT)
+        scored = sessions.withColumn("_m", udf(scoring.features_struct(), F.col("action_tokens")))
+        return scoring._nest_ae_reasons(scored.select("*", "_m.*").drop("_m"))
+
+    return score_models
 
 
 # ----------------------------------------------------------------------- (c) recipe: predict_batch_udf
@@ -370,7 +420,7 @@ def recipe_scorers(models_root: str) -> tuple[Callable[..., Any], Callable[..., 
 
 # ------------------------------------------------------------------------------- one Spark variant
 def child_spark(variant: str, work: Path, out: Path, result_path: Path, profile: bool = False) -> None:
-    """Run ``raksha.daily.run`` once in this process as ``variant`` (a, b or c); write a JSON result.
+    """Run ``raksha.daily.run`` once in this process as ``variant`` (a, b, c, e or f); write a JSON result.
 
     ``profile``: with Spark's cProfile of every Python UDF (``spark.sql.pyspark.udf.profiler=perf``).
     """
@@ -379,6 +429,8 @@ def child_spark(variant: str, work: Path, out: Path, result_path: Path, profile:
     from raksha.spark_session import build_session
 
     sets = bench_sets(work, out)
+    if variant == "f":
+        sets.append("scoring.runtime=keras")
     if profile:
         sets.append("spark.conf.spark.sql.pyspark.udf.profiler=perf")
     cfg = load_config(sets=sets)
@@ -389,6 +441,9 @@ def child_spark(variant: str, work: Path, out: Path, result_path: Path, profile:
         stand_ins = floor_scorers(float(threshold))
     elif variant == "c":
         stand_ins = recipe_scorers(cfg.path("models"))
+    elif variant == "e":
+        daily.score_models = crossing_scorer()
+        patched = ["raksha.daily.score_models"]
     if stand_ins is not None:
         behavior, sequences = stand_ins
 
@@ -609,23 +664,28 @@ def _fmt_bytes(value: int | None) -> str:
     return f"{value / MB:,.0f} MB" if value else "-"
 
 
+def _fmt_cpu(value: float | None) -> str:
+    return f"{value:,.1f}" if value else "-"
+
+
 def format_table(results: dict[str, dict[str, Any]], sessions: int) -> str:
     floor = results.get("floor", {}).get("wall_s") if "error" not in results.get("floor", {}) else None
     header = (
-        f"{'variant':<10} {'wall s':>10} {'sessions/s':>12} {'x floor':>9} "
-        f"{'driver JVM peak':>16} {'Py worker peak':>15}"
+        f"{'variant':<12} {'wall s':>10} {'sessions/s':>12} {'x floor':>9} "
+        f"{'driver JVM peak':>16} {'Py worker peak':>15} {'JVM CPU s':>10} {'Py CPU s':>9}"
     )
     lines = [header, "-" * len(header)]
     for name, r in results.items():
         if "error" in r:
-            lines.append(f"{name:<10} {'FAILED':>10}   {r['error']}")
+            lines.append(f"{name:<12} {'FAILED':>10}   {r['error']}")
             continue
         wall = float(r["wall_s"])
         mark = "*" if r.get("extrapolated") else " "
         ratio = f"{wall / floor:,.2f}" if floor else "-"
         lines.append(
-            f"{name:<10} {wall:>9,.1f}{mark} {sessions / wall:>12,.0f} {ratio:>9} "
-            f"{_fmt_bytes(r.get('driver_jvm_peak_bytes')):>16} {_fmt_bytes(r.get('python_worker_peak_bytes')):>15}"
+            f"{name:<12} {wall:>9,.1f}{mark} {sessions / wall:>12,.0f} {ratio:>9} "
+            f"{_fmt_bytes(r.get('driver_jvm_peak_bytes')):>16} {_fmt_bytes(r.get('python_worker_peak_bytes')):>15} "
+            f"{_fmt_cpu(r.get('driver_jvm_cpu_s')):>10} {_fmt_cpu(r.get('python_workers_cpu_s')):>9}"
         )
     if any(r.get("extrapolated") for r in results.values()):
         lines.append(
@@ -786,7 +846,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--sessions", type=int, default=1_000_000, help="sessions in the generated day (1000000)")
     parser.add_argument(
-        "--variants", type=_variants, default=list(VARIANTS), help="a,b,c,d (floor, raksha, recipe, notebook)"
+        "--variants",
+        type=_variants,
+        default=DEFAULT_VARIANTS,
+        help="a,b,c,d (floor, raksha, recipe, notebook; default), e (crossing: the UDF without the models), "
+        "f (raksha-keras: scoring.runtime=keras)",
     )
     parser.add_argument("--scale", action="store_true", help="run raksha and floor at 250k, 1M and 4M sessions")
     parser.add_argument(

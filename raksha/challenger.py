@@ -20,7 +20,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from raksha import artifacts, calibration, contract, model_cache
+from raksha import artifacts, calibration, contract
 from raksha.artifacts import ModelVersion
 from raksha.config import Config
 from raksha.decisions import with_decision
@@ -73,11 +73,9 @@ def load(cfg: Config) -> Challenger:
     return Challenger(versions[contract.AE_MODEL], versions[contract.SEQ_MODEL])
 
 
-def broadcast(spark: SparkSession, version: ModelVersion) -> BroadcastModel:
+def broadcast(spark: SparkSession, version: ModelVersion, runtime: str) -> BroadcastModel:
     """Broadcast under its own name, so its loads and batches are counted apart from the champion's."""
-    name = f"{PREFIX}{version.name}"
-    key = model_cache.cache_key(name, version.version, version.checksums)
-    return BroadcastModel(name, key, spark.sparkContext.broadcast(version))
+    return BroadcastModel.of(spark, version, runtime, name=f"{PREFIX}{version.name}")
 
 
 def absent(scored: DataFrame) -> DataFrame:
@@ -98,16 +96,17 @@ def score(
     if not challenger.configured:
         return absent(scored)
     out = scored
+    runtime = str(cfg.get("scoring.runtime"))
     ae_version, seq_version = champion[0].version, champion[1].version
     if challenger.behavior is not None:
-        udf = behavior_udf(broadcast(spark, challenger.behavior), threads, counter)
+        udf = behavior_udf(broadcast(spark, challenger.behavior, runtime), threads, counter)
         out = out.withColumn("_challenger_ae", udf(features_struct()))
         out = out.withColumns({f"{PREFIX}{c}": F.col(f"_challenger_ae.{c}") for c in AE_FIELDS}).drop("_challenger_ae")
         ae_version = challenger.behavior.version
     else:
         out = out.withColumns({f"{PREFIX}{c}": F.col(c) for c in AE_FIELDS})
     if challenger.sequence is not None:
-        model = broadcast(spark, challenger.sequence)
+        model = broadcast(spark, challenger.sequence, runtime)
         sequences = score_sequences(out.select("session_id", "action_tokens"), model, threads, counter)
         renamed = sequences.select("session_id", *[F.col(c).alias(f"{PREFIX}{c}") for c in SEQ_FIELDS])
         out = out.join(renamed, on="session_id", how="left")

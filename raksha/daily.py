@@ -30,6 +30,7 @@ from raksha import (
     privacy,
     quality,
     review,
+    runtimes,
     tables,
 )
 from raksha.config import Config
@@ -112,6 +113,7 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
     log.info("run %s: scoring %s", run_id, day)
     failpoints.propagate(spark)
     validate_policy(spark, cfg)
+    runtimes.check(cfg.get("scoring.runtime"))
     ae_version = artifacts.load_version(cfg.path("models"), contract.AE_MODEL)
     seq_version = artifacts.load_version(cfg.path("models"), contract.SEQ_MODEL)
     rival = challenger.load(cfg)
@@ -166,8 +168,9 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
     valid, bad = quality.split_valid(quality.flag_sessions(sessions, day))
     counter = spark.sparkContext.accumulator({}, model_cache.CounterParam())
     threads = int(cfg.get("scoring.threads_per_worker"))
-    ae_model = BroadcastModel.of(spark, ae_version)
-    seq_model = BroadcastModel.of(spark, seq_version)
+    runtime = str(cfg.get("scoring.runtime"))
+    ae_model = BroadcastModel.of(spark, ae_version, runtime)
+    seq_model = BroadcastModel.of(spark, seq_version, runtime)
 
     scored = (
         with_sequences(valid, actions)

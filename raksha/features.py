@@ -53,11 +53,24 @@ class Scaler:
         return (continuous - self.mean) / self.scale
 
 
+def feature_matrix(features: pd.DataFrame) -> np.ndarray:
+    """The 30 features of a frame as (n, 30) float64 in contract order, a missing value NaN."""
+    names = list(contract.FEATURES)
+    frame = features if list(features.columns) == names else features[names]
+    return frame.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def model_input(observed: np.ndarray, scaler: Scaler) -> np.ndarray:
+    """The autoencoder's (n, 30) float64 input from ``feature_matrix``: missing values 0 (the notebook's
+    ``fillna(0)``), continuous features scaled."""
+    filled = np.where(np.isnan(observed), 0.0, observed)
+    n_cont = len(contract.CONTINUOUS_FEATURES)
+    return np.hstack([scaler.transform(filled[:, :n_cont]), filled[:, n_cont:]])
+
+
 def behavior_matrix(features: pd.DataFrame, scaler: Scaler) -> np.ndarray:
     """The autoencoder's (n, 30) float64 input from a frame holding the 30 feature columns."""
-    continuous = features[list(contract.CONTINUOUS_FEATURES)].astype("float64").fillna(0.0).to_numpy()
-    binary = features[list(contract.BINARY_FEATURES)].astype("float64").fillna(0.0).to_numpy()
-    return np.hstack([scaler.transform(continuous), binary])
+    return model_input(feature_matrix(features), scaler)
 
 
 def reconstruction_error(x: np.ndarray, reconstructed: np.ndarray) -> np.ndarray:
@@ -95,15 +108,16 @@ def reason_columns(prefix: str, top: int) -> list[str]:
 
 
 def ae_reasons(
-    features: pd.DataFrame, x: np.ndarray, reconstructed: np.ndarray, scaler: Scaler, top: int = 3
+    observed: np.ndarray, x: np.ndarray, reconstructed: np.ndarray, scaler: Scaler, top: int = 3
 ) -> pd.DataFrame:
     """The ``top`` features with the largest share of each row's reconstruction error, as flat columns.
 
     Reason k of a row is ``ae_reason_{k}_code``, ``_feature``, ``_value`` (what the session sent),
     ``_expected`` (what the model reconstructed; both in the input's units, continuous features
     un-scaled) and ``_contribution`` (the feature's share of the row's squared error, 0-1); all null
-    when the row has fewer than k features with a share above 0. A missing value is reported as
-    null (it was filled with 0). Vectorized: no Python per row (``reason_lists`` gives the nested form).
+    when the row has fewer than k features with a share above 0. ``observed`` is the
+    ``feature_matrix`` the input ``x`` was made from: a missing value is reported as null (it was
+    filled with 0). Vectorized: no Python per row (``reason_lists`` gives the nested form).
     """
     squared = np.square(x - reconstructed)
     total = squared.sum(axis=1, keepdims=True)
@@ -111,7 +125,6 @@ def ae_reasons(
     n_cont = len(contract.CONTINUOUS_FEATURES)
     expected = np.asarray(reconstructed, dtype=np.float64).copy()
     expected[:, :n_cont] = expected[:, :n_cont] * scaler.scale + scaler.mean
-    observed = features[list(contract.FEATURES)].astype("float64").to_numpy()
     # stable order: largest share first, ties by feature position
     order = np.argsort(-share, axis=1, kind="stable")[:, :top]
     rows = np.arange(len(x))[:, None]
@@ -133,7 +146,7 @@ def ae_reasons(
         out[f"ae_reason_{k + 1}_value"] = np.where(keep, picked_value[:, k], np.nan)
         out[f"ae_reason_{k + 1}_expected"] = np.where(keep, picked_expected[:, k], np.nan)
         out[f"ae_reason_{k + 1}_contribution"] = np.where(keep, picked_share[:, k], np.nan)
-    return pd.DataFrame(out, index=features.index)
+    return pd.DataFrame(out)
 
 
 def reason_lists(flat: pd.DataFrame, prefix: str = "ae_reason") -> list[list[dict[str, object]]]:

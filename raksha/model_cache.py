@@ -1,8 +1,8 @@
 """One deserialized model per Python worker process.
 
 Why: a Spark Python worker runs many tasks and each task many Arrow batches; deserializing
-a Keras model costs far more than scoring a batch, and importing TensorFlow costs seconds and
-hundreds of MB. Like MLflow's ``SparkModelCache``, this module keeps what it built in a
+a model costs far more than scoring a batch (and, with ``scoring.runtime: keras``, importing
+TensorFlow costs seconds and hundreds of MB). Like MLflow's ``SparkModelCache``, this module keeps what it built in a
 module-level dict, so a worker builds each model version once and reuses it for every later
 batch and task it runs (Spark reuses Python workers by default). The cache key is the model's
 name, version and checksums, so a new version never reuses an old model.
@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 _models: dict[tuple[str, ...], Any] = {}
 _lock = threading.Lock()
-_threads_pinned = False
 
 
 class CounterParam(AccumulatorParam):
@@ -40,24 +39,18 @@ class CounterParam(AccumulatorParam):
         return a
 
 
-def cache_key(name: str, version: str, checksums: dict[str, str]) -> tuple[str, ...]:
-    return (name, version, *sorted(f"{k}={v}" for k, v in checksums.items()))
+def cache_key(name: str, version: str, checksums: dict[str, str], runtime: str) -> tuple[str, ...]:
+    return (name, version, runtime, *sorted(f"{k}={v}" for k, v in checksums.items()))
 
 
-def get(key: tuple[str, ...], build: Callable[[], Any], threads: int = 1, counter: Any = None) -> Any:
+def get(key: tuple[str, ...], build: Callable[[], Any], counter: Any = None) -> Any:
     """The model for ``key``, built by ``build()`` on first use in this process."""
-    global _threads_pinned
     model = _models.get(key)
     if model is not None:
         return model
     with _lock:
         model = _models.get(key)
         if model is None:
-            if not _threads_pinned:
-                from raksha.scorers import pin_threads
-
-                pin_threads(threads)
-                _threads_pinned = True
             model = build()
             _models[key] = model
             if counter is not None:

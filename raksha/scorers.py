@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from raksha import calibration, contract
+from raksha import calibration, contract, runtimes
 from raksha.artifacts import ModelVersion
-from raksha.features import Scaler, ae_outputs, ae_reasons, behavior_matrix, reconstruction_error
+from raksha.features import Scaler, ae_outputs, ae_reasons, feature_matrix, model_input, reconstruction_error
 from raksha.sequences import pad_tokens
 
 log = logging.getLogger(__name__)
@@ -25,17 +25,16 @@ log = logging.getLogger(__name__)
 # Sequence reasons (occlusion) are computed for windows at least this risky.
 SEQ_REASON_MIN_RISK = 0.5
 TOP_REASONS = 3
+# Scored windows a worker remembers (about 100 bytes each); a day holds far fewer distinct ones.
+MEMO_LIMIT = 5_000_000
 
 
-def pin_threads(threads: int) -> None:
-    """Pin TensorFlow's thread pools to the task's cores (call before the first op)."""
-    import tensorflow as tf
-
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:  # already initialized in this process: keep what it has
-        log.debug("TensorFlow threads already initialized")
+def window_keys(rows: np.ndarray) -> np.ndarray:
+    """One int64 per padded window (its tokens as digits in base VOCABULARY_SIZE): equal iff the rows are."""
+    if rows.size and (rows.min() < 0 or rows.max() >= contract.VOCABULARY_SIZE):
+        raise ValueError(f"action token outside the vocabulary 0..{contract.VOCABULARY_SIZE - 1}")
+    weights = contract.VOCABULARY_SIZE ** np.arange(rows.shape[1] - 1, -1, -1, dtype=np.int64)
+    return rows.astype(np.int64) @ weights
 
 
 def session_windows(token_sequences: Sequence[Sequence[int] | None], n: int = contract.MAX_SEQ_LENGTH):
@@ -67,12 +66,6 @@ def session_windows(token_sequences: Sequence[Sequence[int] | None], n: int = co
     return padded, session, np.maximum(end, 1), offset, first, counts
 
 
-def _predict(model, x: np.ndarray) -> np.ndarray:
-    if len(x) == 0:
-        return np.zeros((0,) + tuple(model.output_shape[1:]), dtype=np.float32)
-    return np.asarray(model.predict_on_batch(x))
-
-
 def _reference(version: ModelVersion) -> list[float] | None:
     reference = version.manifest.get("reference") or {}
     quantiles = reference.get("quantiles")
@@ -82,9 +75,7 @@ def _reference(version: ModelVersion) -> list[float] | None:
 class BehaviorScorer:
     """The autoencoder, its scaler, its threshold and its reference distribution."""
 
-    def __init__(self, version: ModelVersion) -> None:
-        from raksha.architectures import model_from_bytes
-
+    def __init__(self, version: ModelVersion, runtime: str = runtimes.DEFAULT, threads: int = 1) -> None:
         what = f"{version.name}/{version.version}"
         self.version = version.version
         self.scaler = Scaler.from_json(json.loads(version.files["scaler.json"]))
@@ -92,12 +83,10 @@ class BehaviorScorer:
         # the scale of the parametric tail (no reference): a calibrated legacy version keeps its original
         self.fallback_threshold = float(version.manifest.get("fallback_threshold") or self.threshold)
         self.reference = _reference(version)
-        self.model = model_from_bytes(version.files["model.keras"], what)
-        if tuple(self.model.input_shape) != (None, len(contract.FEATURES)):
-            raise ValueError(f"{what}: input shape {self.model.input_shape}, expected (None, 30)")
+        self.forward = runtimes.load(version.files["model.keras"], what, len(contract.FEATURES), runtime, threads)
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
-        return _predict(self.model, x.astype(np.float32))
+        return self.forward(x.astype(np.float32))
 
     def surprise(self, ae_error: np.ndarray) -> np.ndarray:
         if self.reference is None:
@@ -107,48 +96,64 @@ class BehaviorScorer:
     def score(self, features: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
         """ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent, ae_surprise (and the flat columns of the
         top reasons, ``features.ae_reasons``)."""
-        x = behavior_matrix(features, self.scaler)
+        observed = feature_matrix(features)
+        x = model_input(observed, self.scaler)
         reconstructed = self.reconstruct(x)
         out = ae_outputs(reconstruction_error(x, reconstructed), self.threshold)
         out["ae_surprise"] = self.surprise(out["ae_error"].to_numpy())
         if with_reasons:
-            flat = ae_reasons(features, x, reconstructed, self.scaler, TOP_REASONS)
-            out = pd.concat([out, flat.set_axis(out.index)], axis=1)
+            out = pd.concat([out, ae_reasons(observed, x, reconstructed, self.scaler, TOP_REASONS)], axis=1)
         return out
 
 
 class SequenceScorer:
     """The LSTM sequence classifier and its reference distribution on normal sequences."""
 
-    def __init__(self, version: ModelVersion, block_threshold: float = contract.SEQ_BLOCK_THRESHOLD) -> None:
-        from raksha.architectures import model_from_bytes
-
+    def __init__(
+        self,
+        version: ModelVersion,
+        runtime: str = runtimes.DEFAULT,
+        threads: int = 1,
+        block_threshold: float = contract.SEQ_BLOCK_THRESHOLD,
+    ) -> None:
         what = f"{version.name}/{version.version}"
         self.version = version.version
         self.block_threshold = block_threshold
         self.reference = _reference(version)
-        self.model = model_from_bytes(version.files["model.keras"], what)
-        if tuple(self.model.input_shape) != (None, contract.MAX_SEQ_LENGTH):
-            raise ValueError(f"{what}: input shape {self.model.input_shape}, expected (None, 10)")
+        self.forward = runtimes.load(version.files["model.keras"], what, contract.MAX_SEQ_LENGTH, runtime, threads)
+        self._memo: dict[int, float] | None = {} if self.forward.batch_independent else None
 
     def risk(self, padded: np.ndarray) -> np.ndarray:
         """Sigmoid output (float32, as Keras returns it) for padded (n, 10) token rows."""
-        return _predict(self.model, padded.astype(np.int32)).reshape(-1)
+        return self.forward(padded.astype(np.int32)).reshape(-1)
 
     def window_risk(self, padded: np.ndarray) -> np.ndarray:
-        """``risk`` of each padded row, each distinct row of the batch run through the model once.
+        """``risk`` of each padded row, each distinct row run through the model once.
 
-        Windows repeat heavily (a batch of 10,000 sessions holds about 55,000 windows, a fraction of
-        them distinct). Only the batch's own rows are used, never a memory of earlier batches: the
-        model's float32 output can change in its last bits with the batch it is computed in, so a
-        result must depend on this batch alone for a retried task to give the same numbers.
+        Windows repeat heavily (a batch of 10,000 sessions holds about 55,000 windows and 8,500
+        distinct ones; a day of a million sessions about 240,000 distinct). The distinct rows of a
+        batch run once; with a runtime whose output for a row does not depend on its batch (ONNX
+        Runtime), a row this worker has already scored is not run again either, so a result is the
+        same whichever batch or worker computes it. With Keras only the batch's own rows are used: its
+        float32 output can change in the last bits with the batch, and a retried task must give the
+        same numbers.
         """
         if len(padded) == 0:
             return np.zeros(0, dtype=np.float32)
         rows = np.ascontiguousarray(padded, dtype=np.int32)
-        keys = rows.view(np.dtype((np.void, rows.shape[1] * rows.itemsize))).ravel()
-        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
-        return self.risk(rows[first])[inverse.reshape(-1)]
+        keys = window_keys(rows)
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        if self._memo is None:
+            return self.risk(rows[first])[inverse]
+        known = np.fromiter((self._memo.get(k, np.nan) for k in unique.tolist()), dtype=np.float32, count=len(unique))
+        missing = np.flatnonzero(np.isnan(known))
+        if len(missing):
+            fresh = self.risk(rows[first[missing]])
+            known[missing] = fresh
+            if len(self._memo) + len(missing) <= MEMO_LIMIT:
+                self._memo.update(zip(unique[missing].tolist(), fresh.tolist(), strict=True))
+        return known[inverse]
 
     def score_sessions(
         self, token_sequences: Sequence[Sequence[int] | None], with_reasons: bool = True

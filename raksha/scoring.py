@@ -58,24 +58,34 @@ SEQ_COLUMNS = list(SEQ_RESULT.fields)
 
 @dataclass(frozen=True)
 class BroadcastModel:
-    """What a UDF closure carries: the broadcast bytes and the cache key, nothing heavy."""
+    """What a UDF closure carries: the broadcast bytes, the runtime to run them with
+    (``raksha.runtimes``) and the cache key, nothing heavy."""
 
     name: str
     key: tuple[str, ...]
     broadcast: Any
+    runtime: str
 
     @classmethod
-    def of(cls, spark: SparkSession, version: ModelVersion) -> BroadcastModel:
-        key = model_cache.cache_key(version.name, version.version, version.checksums)
-        return cls(version.name, key, spark.sparkContext.broadcast(version))
+    def of(cls, spark: SparkSession, version: ModelVersion, runtime: str, name: str | None = None) -> BroadcastModel:
+        key = model_cache.cache_key(name or version.name, version.version, version.checksums, runtime)
+        return cls(name or version.name, key, spark.sparkContext.broadcast(version), runtime)
+
+    def behavior(self, threads: int):
+        from raksha.scorers import BehaviorScorer
+
+        return BehaviorScorer(self.broadcast.value, self.runtime, threads)
+
+    def sequence(self, threads: int):
+        from raksha.scorers import SequenceScorer
+
+        return SequenceScorer(self.broadcast.value, self.runtime, threads)
 
 
 def behavior_udf(model: BroadcastModel, threads: int, counter: Any):
     def score_behavior(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        from raksha.scorers import BehaviorScorer
-
         failpoints.hit_in_task("score_behavior")
-        scorer = model_cache.get(model.key, lambda: BehaviorScorer(model.broadcast.value), threads, counter)
+        scorer = model_cache.get(model.key, lambda: model.behavior(threads), counter)
         for features in batches:
             model_cache.note_batch(counter, model.name)
             yield scorer.score(features)
@@ -85,10 +95,8 @@ def behavior_udf(model: BroadcastModel, threads: int, counter: Any):
 
 def sequence_udf(model: BroadcastModel, threads: int, counter: Any):
     def score_sessions(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        from raksha.scorers import SequenceScorer
-
         failpoints.hit_in_task("score_sequences")
-        scorer = model_cache.get(model.key, lambda: SequenceScorer(model.broadcast.value), threads, counter)
+        scorer = model_cache.get(model.key, lambda: model.sequence(threads), counter)
         for sequences in batches:
             model_cache.note_batch(counter, model.name)
             yield scorer.score_sessions(sequences)
@@ -104,12 +112,10 @@ def models_udf(ae_model: BroadcastModel, seq_model: BroadcastModel, threads: int
     runtime and deserializes the models once, and each batch crosses to Python once."""
 
     def score_models(batches: Iterator[tuple[pd.DataFrame, pd.Series]]) -> Iterator[pd.DataFrame]:
-        from raksha.scorers import BehaviorScorer, SequenceScorer
-
         failpoints.hit_in_task("score_behavior")
         failpoints.hit_in_task("score_sequences")
-        behavior = model_cache.get(ae_model.key, lambda: BehaviorScorer(ae_model.broadcast.value), threads, counter)
-        sequence = model_cache.get(seq_model.key, lambda: SequenceScorer(seq_model.broadcast.value), threads, counter)
+        behavior = model_cache.get(ae_model.key, lambda: ae_model.behavior(threads), counter)
+        sequence = model_cache.get(seq_model.key, lambda: seq_model.sequence(threads), counter)
         for features, sequences in batches:
             model_cache.note_batch(counter, ae_model.name)
             model_cache.note_batch(counter, seq_model.name)
