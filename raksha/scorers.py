@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 # Sequence reasons (occlusion) are computed for windows at least this risky.
 SEQ_REASON_MIN_RISK = 0.5
 TOP_REASONS = 3
-# Scored windows a worker remembers (about 100 bytes each); a day holds far fewer distinct ones.
-MEMO_LIMIT = 5_000_000
+# Scored windows a worker remembers (about 100 bytes each, so at most ~100 MB); a day of a million
+# sessions holds about 240,000 distinct windows. Past the limit, new windows are scored per batch.
+MEMO_LIMIT = 1_000_000
 
 
 def window_keys(rows: np.ndarray) -> np.ndarray:
