@@ -1,11 +1,12 @@
 """One deserialized model per Python worker process.
 
-Why: a Spark Python worker runs many tasks and each task many Arrow batches; deserializing
-a model costs far more than scoring a batch (and, with ``scoring.runtime: keras``, importing
-TensorFlow costs seconds and hundreds of MB). Like MLflow's ``SparkModelCache``, this module keeps what it built in a
-module-level dict, so a worker builds each model version once and reuses it for every later
-batch and task it runs (Spark reuses Python workers by default). The cache key is the model's
-name, version and checksums, so a new version never reuses an old model.
+Why: a Spark Python worker runs many tasks and each task many Arrow batches; deserializing a
+model costs far more than scoring a batch (and with ``scoring.runtime: keras``, importing
+TensorFlow costs seconds and hundreds of MB). Like MLflow's ``SparkModelCache``, this module
+keeps what it built in a module-level dict, so a worker builds each model version once and
+reuses it for every later batch and task it runs (Spark reuses Python workers by default). The
+cache key is the model's name, version, runtime and checksums, so a new version never reuses an
+old model.
 
 Every build is reported to the driver through a Spark accumulator keyed by worker pid, which
 is how the job logs "loaded N times in W workers".
