@@ -149,11 +149,12 @@ class TreeSampler(threading.Thread):
             rss, hwm = _memory_kb(pid)
             if not hwm:
                 continue
+            _, _, cmdline, cpu_s = table.get(pid, (0, "", "", 0.0))
             seen = self.peaks.setdefault(pid, {"peak_kb": 0})
             if seen.get("role") != role:  # spark-submit's bash becomes the JVM by exec, with a fresh VmHWM
-                seen.update(role=role, peak_kb=0, cmd=table.get(pid, (0, "", "", 0.0))[2][:80])
+                seen.update(role=role, peak_kb=0, cmd=cmdline[:80])
             seen["peak_kb"] = max(seen["peak_kb"], hwm, rss)
-            seen["cpu_s"] = table.get(pid, (0, "", "", 0.0))[3]  # the last sample before it ends
+            seen["cpu_s"] = cpu_s  # the last sample before it ends
             if role == "worker":
                 worker_rss += rss
         self.concurrent_worker_rss_kb = max(self.concurrent_worker_rss_kb, worker_rss)
@@ -284,9 +285,7 @@ def crossing_scorer() -> Callable[..., Any]:
     }
 
     def score_models(sessions, *_args, **_kwargs):
-        udf = F.pandas_udf(constants, scoring.MODELS_RESULT)
-        scored = sessions.withColumn("_m", udf(scoring.features_struct(), F.col("action_tokens")))
-        return scoring._nest_ae_reasons(scored.select("*", "_m.*").drop("_m"))
+        return scoring.with_model_columns(sessions, F.pandas_udf(constants, scoring.MODELS_RESULT))
 
     return score_models
 

@@ -20,7 +20,7 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from raksha import artifacts, calibration, contract
+from raksha import artifacts, calibration, contract, runtimes
 from raksha.artifacts import ModelVersion
 from raksha.config import Config
 from raksha.decisions import with_decision
@@ -96,7 +96,7 @@ def score(
     if not challenger.configured:
         return absent(scored)
     out = scored
-    runtime = str(cfg.get("scoring.runtime"))
+    runtime = runtimes.configured(cfg)
     ae_version, seq_version = champion[0].version, champion[1].version
     if challenger.behavior is not None:
         udf = behavior_udf(broadcast(spark, challenger.behavior, runtime), threads, counter)

@@ -113,7 +113,7 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
     log.info("run %s: scoring %s", run_id, day)
     failpoints.propagate(spark)
     validate_policy(spark, cfg)
-    runtimes.check(cfg.get("scoring.runtime"))
+    runtimes.configured(cfg)
     ae_version = artifacts.load_version(cfg.path("models"), contract.AE_MODEL)
     seq_version = artifacts.load_version(cfg.path("models"), contract.SEQ_MODEL)
     rival = challenger.load(cfg)
@@ -168,7 +168,7 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
     valid, bad = quality.split_valid(quality.flag_sessions(sessions, day))
     counter = spark.sparkContext.accumulator({}, model_cache.CounterParam())
     threads = int(cfg.get("scoring.threads_per_worker"))
-    runtime = str(cfg.get("scoring.runtime"))
+    runtime = runtimes.configured(cfg)
     ae_model = BroadcastModel.of(spark, ae_version, runtime)
     seq_model = BroadcastModel.of(spark, seq_version, runtime)
 

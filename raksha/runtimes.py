@@ -46,7 +46,23 @@ def _last_activation(name: str, y: np.ndarray) -> np.ndarray:
     return out.astype(np.float32)
 
 
-class OnnxForward:
+class _Forward:
+    """What both runtimes share: rows converted to the network's input dtype, an empty batch answered
+    without calling the runtime. Subclasses set ``dtype`` and ``width`` and implement ``_run``."""
+
+    dtype: np.dtype
+    width: int
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if len(x) == 0:
+            return np.zeros((0, self.width), dtype=np.float32)
+        return self._run(np.ascontiguousarray(x, dtype=self.dtype))
+
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class OnnxForward(_Forward):
     runtime = "onnx"
     batch_independent = True  # tests/test_runtimes.py checks it
 
@@ -64,14 +80,12 @@ class OnnxForward:
         self.dtype = np.dtype(exported.input_dtype)
         self.last_activation = exported.last_activation
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if len(x) == 0:
-            return np.zeros((0, self.width), dtype=np.float32)
-        (y,) = self.session.run(None, {self.input: np.ascontiguousarray(x, dtype=self.dtype)})
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        (y,) = self.session.run(None, {self.input: x})
         return _last_activation(self.last_activation, y)
 
 
-class KerasForward:
+class KerasForward(_Forward):
     runtime = "keras"
     batch_independent = False  # TensorFlow's float32 output can change in its last bits with the batch
 
@@ -83,10 +97,9 @@ class KerasForward:
         if tuple(self.model.input_shape) != (None, input_width):
             raise ValueError(f"{what}: input shape {self.model.input_shape}, expected (None, {input_width})")
         self.width = int(self.model.output_shape[-1])
+        self.dtype = np.dtype(self.model.inputs[0].dtype)
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if len(x) == 0:
-            return np.zeros((0, self.width), dtype=np.float32)
+    def _run(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(self.model.predict_on_batch(x))
 
 
@@ -106,6 +119,11 @@ def check(runtime: object) -> str:
     if runtime not in RUNTIMES:
         raise ValueError(f"scoring.runtime must be one of {', '.join(RUNTIMES)}, not {runtime!r}")
     return str(runtime)
+
+
+def configured(cfg) -> str:
+    """The configured ``scoring.runtime``, checked."""
+    return check(cfg.get("scoring.runtime"))
 
 
 def load(data: bytes, what: str, input_width: int, runtime: str = DEFAULT, threads: int = 1) -> Forward:

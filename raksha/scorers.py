@@ -87,7 +87,7 @@ class BehaviorScorer:
         self.forward = runtimes.load(version.files["model.keras"], what, len(contract.FEATURES), runtime, threads)
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
-        return self.forward(x.astype(np.float32))
+        return self.forward(x)
 
     def surprise(self, ae_error: np.ndarray) -> np.ndarray:
         if self.reference is None:
@@ -126,7 +126,7 @@ class SequenceScorer:
 
     def risk(self, padded: np.ndarray) -> np.ndarray:
         """Sigmoid output (float32, as Keras returns it) for padded (n, 10) token rows."""
-        return self.forward(padded.astype(np.int32)).reshape(-1)
+        return self.forward(padded).reshape(-1)
 
     def window_risk(self, padded: np.ndarray) -> np.ndarray:
         """``risk`` of each padded row, each distinct row run through the model once.

@@ -135,14 +135,18 @@ def score_models(
 ) -> DataFrame:
     """``sessions`` (with the features and ``action_tokens``) plus both models' columns (``AE_COLUMNS``,
     ``SEQ_COLUMNS``), from one UDF."""
-    udf = models_udf(ae_model, seq_model, threads, counter)
+    return with_model_columns(sessions, models_udf(ae_model, seq_model, threads, counter))
+
+
+def with_model_columns(sessions: DataFrame, udf) -> DataFrame:
+    """``sessions`` plus the columns of a UDF returning ``MODELS_RESULT`` from the features and the
+    action tokens, the autoencoder's flat reason columns nested into ``ae_reasons``."""
     scored = sessions.withColumn("_m", udf(features_struct(), F.col("action_tokens")))
-    return _nest_ae_reasons(scored.select("*", "_m.*").drop("_m"))
-
-
-def _nest_ae_reasons(scored: DataFrame) -> DataFrame:
-    return scored.withColumn("ae_reasons", nested_reasons("ae_reason", TOP_REASONS)).drop(
-        *reason_columns("ae_reason", TOP_REASONS)
+    return (
+        scored.select("*", "_m.*")
+        .drop("_m")
+        .withColumn("ae_reasons", nested_reasons("ae_reason", TOP_REASONS))
+        .drop(*reason_columns("ae_reason", TOP_REASONS))
     )
 
 
