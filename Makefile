@@ -16,12 +16,14 @@ help: ## list the targets
 
 setup: $(VENV)/.installed ## create .venv with the pinned dependencies and raksha installed
 
-$(VENV)/.installed: setup.py
+$(VENV)/.installed: setup.py raksha/jars.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
 	# Keras 2 for the tests that write model files as the notebooks did (no second TensorFlow)
 	$(BIN)/pip install -q --no-deps tf-keras==2.21.0
+	# the Delta Lake and PostgreSQL JDBC jars, once, into jars/ (nothing is fetched at run time)
+	$(BIN)/python -m raksha.jars
 	touch $@
 
 demo: setup ## generate one day of sample data, score it with the shipped models, print a summary

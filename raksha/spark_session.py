@@ -3,6 +3,9 @@
 Local mode by default (``spark.master``), any master URL otherwise; ``spark.master: null``
 takes the master given to spark-submit. The catalog is Hive-backed: an embedded Derby
 metastore under ``paths.metastore`` (shipped in the pyspark wheel), so tables outlive the job.
+Every table is a Delta table: the Delta jars (fetched once at setup, ``raksha.jars``) come through
+``spark.jars``, Delta's catalog is the session catalog, Delta writes the tables' columns into the
+metastore (so JDBC clients see them), and deletion vectors stay off (delta-rs readers).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
+from raksha import jars
 from raksha.config import Config
 
 log = logging.getLogger(__name__)
@@ -20,6 +24,16 @@ log = logging.getLogger(__name__)
 # Environment the Python workers need; local-mode workers inherit the driver's environment,
 # cluster executors get it through spark.executorEnv.
 WORKER_ENV = {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    # the tables' columns go to the metastore too, so JDBC and BI clients see them
+    "spark.databricks.delta.catalog.update.enabled": "true",
+    # which replaces the placeholder column Spark registers for a Delta table: Hive must allow it
+    "spark.hadoop.hive.metastore.disallow.incompatible.col.type.changes": "false",
+    # delta-rs readers must keep working
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+}
 
 
 def _conf_value(value: object) -> str:
@@ -40,6 +54,9 @@ def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
     # Under spark-submit the JVM already has the master it was given: keep it.
     if master and "PYSPARK_GATEWAY_PORT" not in os.environ:
         builder = builder.master(master)
+    builder = builder.config("spark.jars", ",".join(jars.jar_paths()))
+    for key, value in DELTA_CONF.items():
+        builder = builder.config(key, value)
     for key, value in (cfg.get("spark.conf") or {}).items():
         builder = builder.config(key, _conf_value(value))
     for key, value in WORKER_ENV.items():
