@@ -6,7 +6,7 @@ DAY    ?= 2026-11-01
 DEMO   := data/demo
 DEMO_SETS := --set paths.sessions=$(DEMO)/raw/sessions --set paths.actions=$(DEMO)/raw/action_log \
 	--set paths.labels=$(DEMO)/raw/labels --set paths.warehouse=$(DEMO)/warehouse \
-	--set paths.metastore=$(DEMO)/metastore --set paths.staging=$(DEMO)/staging
+	--set paths.metastore=$(DEMO)/metastore
 
 .DEFAULT_GOAL := help
 .PHONY: help setup demo test lint format bench models clean
@@ -45,6 +45,14 @@ format: setup ## ruff format in place
 
 models: setup ## retrain the shipped default models in models/ on generated data
 	$(BIN)/python -m raksha.shipped_models
+
+.PHONY: postgres postgres-stop
+PG_DIR ?= data/postgres
+postgres: setup ## start a local PostgreSQL (127.0.0.1, PG_PORT=...) under data/postgres for a shared catalog; prints the --set lines
+	$(BIN)/python -m raksha.local_postgres start --dir $(PG_DIR) $(if $(PG_PORT),--port $(PG_PORT))
+
+postgres-stop: ## stop the PostgreSQL of `make postgres`
+	$(BIN)/python -m raksha.local_postgres stop --dir $(PG_DIR)
 
 clean: ## remove generated data (not the venv)
 	rm -rf data spark-warehouse metastore_db derby.log

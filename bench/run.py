@@ -188,7 +188,6 @@ def bench_sets(work: Path, out: Path, master: str = MASTER) -> list[str]:
         f"paths.labels={raw / 'labels'}",
         f"paths.warehouse={out / 'warehouse'}",
         f"paths.metastore={out / 'metastore'}",
-        f"paths.staging={out / 'staging'}",
         f"paths.models={MODELS}",
         f"spark.master={master}",
     ]

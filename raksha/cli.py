@@ -112,6 +112,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     date_window_args(p)
 
+    p = sub.add_parser("history", parents=[common], help="the runs that wrote a date: table versions, rows, models")
+    p.add_argument("--date", type=_date, required=True)
+
+    p = sub.add_parser(
+        "restore", parents=[common], help="republish a date in every table exactly as an earlier run wrote it"
+    )
+    p.add_argument("--date", type=_date, required=True)
+    p.add_argument("--run", required=True, metavar="RUN_ID", help="a run id from `raksha history --date D`")
+
+    sub.add_parser(
+        "vacuum", parents=[common], help="remove table files replaced longer ago than publish.retention_days"
+    )
+
     p = sub.add_parser("sql", parents=[common], help="run one SQL statement against the catalog")
     p.add_argument("statement")
     return parser
@@ -304,6 +317,30 @@ def cmd_export_retraining(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_history(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.history import history, print_history
+
+    print_history(args.date, with_spark(cfg, "raksha-history", lambda spark: history(spark, cfg, args.date)))
+    return 0
+
+
+def cmd_restore(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.history import restore
+
+    run = with_spark(cfg, "raksha-restore", lambda spark: restore(spark, cfg, args.date, args.run))
+    print(f"restore {run.run_id}: {args.date} republished as run {args.run} wrote it")
+    for table, version in sorted(run.versions.items()):
+        print(f"  {table:<18} version {version:<5} {run.rows.get(table, 0)} rows")
+    return 0
+
+
+def cmd_vacuum(cfg: Config, args: argparse.Namespace) -> int:
+    from raksha.history import print_vacuum, vacuum
+
+    print_vacuum(with_spark(cfg, "raksha-vacuum", lambda spark: vacuum(spark, cfg)))
+    return 0
+
+
 def cmd_sql(cfg: Config, args: argparse.Namespace) -> int:
     def body(spark):
         spark.sql(args.statement).show(100, truncate=False)
@@ -324,6 +361,9 @@ COMMANDS = {
     "calibrate": cmd_calibrate,
     "promote": cmd_promote,
     "export-retraining": cmd_export_retraining,
+    "history": cmd_history,
+    "restore": cmd_restore,
+    "vacuum": cmd_vacuum,
     "sql": cmd_sql,
 }
 

@@ -211,7 +211,7 @@ REVIEW_QUEUE_SCHEMA = T.StructType(
 RUN_LOG_SCHEMA = T.StructType(
     [
         T.StructField("run_id", T.StringType(), False),
-        T.StructField("status", T.StringType(), False),  # SUCCEEDED or FAILED
+        T.StructField("status", T.StringType(), False),  # one of RUN_STATUSES
         T.StructField("message", T.StringType(), True),
         T.StructField("started_at", T.TimestampType(), False),
         T.StructField("finished_at", T.TimestampType(), False),
@@ -224,6 +224,8 @@ RUN_LOG_SCHEMA = T.StructType(
         T.StructField("ae_threshold", T.DoubleType(), True),
         T.StructField("model_loads", T.MapType(T.StringType(), T.LongType(), False), False),
         T.StructField("timings_s", T.MapType(T.StringType(), T.DoubleType(), False), False),
+        # the Delta version of each table's day this run committed (raksha history, restore)
+        T.StructField("table_versions", T.MapType(T.StringType(), T.LongType(), False), False),
         T.StructField("config_hash", T.StringType(), False),
         T.StructField("code_version", T.StringType(), False),
         T.StructField("spark_master", T.StringType(), False),
@@ -254,15 +256,6 @@ RETRAIN_SEQUENCES_SCHEMA = T.StructType(
     ]
 )
 
-OUTPUT_SCHEMAS: dict[str, T.StructType] = {
-    "scored_sessions": SCORED_SESSIONS_SCHEMA,
-    "review_queue": REVIEW_QUEUE_SCHEMA,
-    "quarantine": QUARANTINE_SCHEMA,
-    "run_log": RUN_LOG_SCHEMA,
-    RETRAIN_BEHAVIOR: RETRAIN_BEHAVIOR_SCHEMA,
-    RETRAIN_SEQUENCES: RETRAIN_SEQUENCES_SCHEMA,
-}
-
 # --- analysts' verdicts (``raksha label``): one row per session and dt, the latest verdict ---
 VERDICTS: tuple[str, ...] = ("fraud", "legit", "unsure")
 
@@ -279,3 +272,50 @@ VERDICTS_SCHEMA = T.StructType(
         T.StructField("ingested_at", T.TimestampType(), False),
     ]
 )
+
+RUN_STATUSES: tuple[str, ...] = ("SUCCEEDED", "FAILED", "RESTORED")
+
+# Every output table: a Delta table partitioned by dt (raksha.tables).
+OUTPUT_SCHEMAS: dict[str, T.StructType] = {
+    "scored_sessions": SCORED_SESSIONS_SCHEMA,
+    "review_queue": REVIEW_QUEUE_SCHEMA,
+    "quarantine": QUARANTINE_SCHEMA,
+    "run_log": RUN_LOG_SCHEMA,
+    "verdicts": VERDICTS_SCHEMA,
+    RETRAIN_BEHAVIOR: RETRAIN_BEHAVIOR_SCHEMA,
+    RETRAIN_SEQUENCES: RETRAIN_SEQUENCES_SCHEMA,
+}
+
+
+def _one_of(column: str, values: tuple[str, ...] | tuple[int, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+# Invariants that must always hold, enforced by Delta on every commit (CHECK constraints; the
+# schemas' non-nullable columns are NOT NULL constraints too). A write that breaks one fails whole.
+TABLE_CONSTRAINTS: dict[str, dict[str, str]] = {
+    "scored_sessions": {
+        "risk_score_range": "risk_score BETWEEN 0 AND 100",
+        "decision_known": _one_of("decision", DECISIONS),
+        "ae_error_nonnegative": "ae_error >= 0",
+        "ae_is_anomaly_binary": _one_of("ae_is_anomaly", (0, 1)),
+        "ae_risk_percent_range": "ae_risk_percent BETWEEN 0 AND 100",
+        "seq_risk_range": "seq_risk BETWEEN 0 AND 1 AND seq_risk_max BETWEEN 0 AND 1",
+        "seq_is_block_binary": _one_of("seq_is_block", (0, 1)),
+        "action_counts": "action_count >= 0 AND unknown_action_count BETWEEN 0 AND action_count",
+    },
+    "review_queue": {
+        "risk_score_range": "risk_score BETWEEN 0 AND 100",
+        "decision_known": _one_of("decision", DECISIONS),
+        "ranked_or_audit": "(audit AND case_rank IS NULL) OR (NOT audit AND case_rank >= 1 AND rank_in_case >= 1)",
+    },
+    "quarantine": {"has_reason": "size(reasons) >= 1"},
+    "run_log": {"status_known": _one_of("status", RUN_STATUSES)},
+    "verdicts": {"verdict_known": _one_of("verdict", VERDICTS)},
+    RETRAIN_BEHAVIOR: {"selection_known": _one_of("selection_reason", ("legit_verdict", "unflagged_low_score"))},
+    RETRAIN_SEQUENCES: {
+        "label_binary": _one_of("label", (0, 1)),
+        "weight_positive": "weight > 0",
+        "source_known": _one_of("source", ("verdict", "audit")),
+    },
+}

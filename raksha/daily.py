@@ -1,24 +1,24 @@
 """The nightly job: score one day of sessions and publish its tables.
 
-read -> validate -> sequence -> score (both models) -> decide -> stage -> audit -> publish.
-Nothing is published until every staged table is written and the counts reconcile:
-sessions read = scored + quarantined.
+read -> validate -> sequence -> score (both models) -> decide -> audit -> publish.
+Write, audit, publish: the scored day is materialized once (persisted on the executors), audited
+there, and nothing is committed until the counts reconcile (sessions read = scored +
+quarantined, no session twice). Then each table's day is replaced by one Delta commit
+(``raksha.tables``): scored_sessions, quarantine, review_queue, and run_log last, so a run is
+published when its run_log row says so. The run holds the date of every table it writes
+(``raksha.locks``) from start to end.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import secrets
-import subprocess
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-import raksha
 from raksha import (
     artifacts,
     challenger,
@@ -30,6 +30,7 @@ from raksha import (
     privacy,
     quality,
     review,
+    runs,
     runtimes,
     tables,
 )
@@ -40,7 +41,8 @@ from raksha.sequences import session_sequences
 
 log = logging.getLogger(__name__)
 
-PUBLISHED_TABLES = ("scored_sessions", "quarantine", "review_queue")
+PUBLISHED_TABLES = ("scored_sessions", "quarantine", "review_queue")  # then run_log
+WRITTEN_TABLES = (*PUBLISHED_TABLES, "run_log")
 EMPTY_DAY_MESSAGE = "empty day: no sessions; the date now holds zero rows"
 
 
@@ -57,26 +59,7 @@ class RunResult:
     model_loads: dict[str, int]
     tables: dict[str, str] = field(default_factory=dict)
     challenger: dict | None = None  # champion vs challenger disagreements, when a challenger ran
-
-
-def new_run_id(day: dt.date) -> str:
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    return f"{day:%Y%m%d}-{stamp}-{secrets.token_hex(3)}"
-
-
-def code_version() -> str:
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        return f"{raksha.__version__}+{sha}"
-    except (OSError, subprocess.SubprocessError):
-        return raksha.__version__
+    versions: dict[str, int] = field(default_factory=dict)  # table -> the Delta version this run committed
 
 
 def with_sequences(valid: DataFrame, actions: DataFrame) -> DataFrame:
@@ -106,7 +89,7 @@ def quarantine_rows(bad: DataFrame, run_id: str, at: dt.datetime, cfg: Config) -
 
 def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = None) -> RunResult:
     """Score ``day`` and publish scored_sessions, quarantine, review_queue and a run_log row."""
-    run_id = run_id or new_run_id(day)
+    run_id = run_id or runs.new_run_id("score")
     started = dt.datetime.now(dt.UTC)
     clock = time.monotonic()
     timings: dict[str, float] = {}
@@ -127,30 +110,25 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
         },
         "ae_threshold": ae_version.threshold,
     }
-    with locks.date_lock(spark, cfg, day, run_id):
-        for dead in tables.discard_abandoned_staging(spark, cfg, day, run_id):
-            log.warning("run %s: removed the staging of run %s, which died before finishing", run_id, dead)
+    with locks.hold(spark, cfg, [locks.date_key(t, day) for t in WRITTEN_TABLES], run_id):
         try:
             result = _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings)
         except Exception as exc:
             _log_failure(spark, cfg, day, run_id, base, exc, clock, timings)
             raise
-        finally:
-            tables.discard_staging(spark, cfg, run_id)
-    for pruned in tables.prune_superseded(spark, cfg, dt.datetime.now(dt.UTC)):
-        log.info("run %s: removed superseded days of run %s (older than the retention)", run_id, pruned)
-    timings["total"] = time.monotonic() - clock
-    row = {
-        **base,
-        "run_id": run_id,
-        "status": "SUCCEEDED",
-        "message": EMPTY_DAY_MESSAGE if result.counts["sessions_read"] == 0 else None,
-        "counts": result.counts,
-        "decisions": result.decisions,
-        "model_loads": result.model_loads,
-        "timings_s": timings,
-    }
-    _append_run_log(spark, cfg, day, row)
+        timings["total"] = time.monotonic() - clock
+        row = {
+            **base,
+            "run_id": run_id,
+            "status": "SUCCEEDED",
+            "message": EMPTY_DAY_MESSAGE if result.counts["sessions_read"] == 0 else None,
+            "counts": result.counts,
+            "decisions": result.decisions,
+            "model_loads": result.model_loads,
+            "timings_s": timings,
+            "table_versions": result.versions,
+        }
+        append_run_log(spark, cfg, day, row)
     result.tables = {t: tables.table_name(cfg, t) for t in (*PUBLISHED_TABLES, "run_log")}
     log.info("run %s: done in %.1f s: %s", run_id, timings["total"], result.decisions)
     return result
@@ -186,43 +164,41 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         .withColumn(quality.REASONS_COLUMN, quality.model_output_reasons())
     )
     clock = time.monotonic()
-    not_a_number = tables.stage_scored(spark, cfg, run_id, scored, day, F.size(quality.REASONS_COLUMN) == 0)
-    rejected = not_a_number.withColumn(quality.REASONS_COLUMN, quality.model_output_reasons())
-    quarantined_rows = quarantine_rows(bad, run_id, scored_at, cfg).unionByName(
-        quarantine_rows(rejected, run_id, scored_at, cfg)
-    )
-    tables.stage(cfg, run_id, "quarantine", quarantined_rows, day)
-    timings["score_and_stage"] = time.monotonic() - clock
-    failpoints.hit("after_stage")
+    # materialized once: the audit below and the commits read it, the models run once
+    scored = scored.persist()
+    ok = F.size(quality.REASONS_COLUMN) == 0
+    stats = scored.agg(
+        F.count("*").alias("rows"),
+        F.sum(F.when(ok, 1).otherwise(0)).alias("scored"),
+        F.count_distinct("session_id").alias("distinct_sessions"),
+        F.sum(F.when(ok & (F.col("action_count") == 0), 1).otherwise(0)).alias("sessions_without_actions"),
+    ).first()
+    timings["score"] = time.monotonic() - clock
+    failpoints.hit("after_score")
 
     clock = time.monotonic()
-    staged = tables.read_staged(spark, cfg, run_id, "scored_sessions", day)
-    capacity = int(cfg.get("review.capacity"))
-    queue = review.review_queue(staged, day, capacity, float(cfg.get("review.audit_rate")), run_id)
-    tables.stage(cfg, run_id, "review_queue", queue, day)
-    stats = staged.agg(
-        F.count("*").alias("scored"),
-        F.count_distinct("session_id").alias("distinct_scored"),
-        F.sum(F.when(F.col("action_count") == 0, 1).otherwise(0)).alias("sessions_without_actions"),
-        F.sum("unknown_action_count").alias("unknown_actions_in_scored"),
-    ).first()
-    quarantined = tables.read_staged(spark, cfg, run_id, "quarantine", day).count()
-    queue_stats = (
-        tables.read_staged(spark, cfg, run_id, "review_queue", day)
-        .agg(
-            F.count_distinct("case_id").alias("cases"),
-            F.sum(F.when(~F.col("audit"), 1).otherwise(0)).alias("sessions"),
-            F.sum(F.when(F.col("audit"), 1).otherwise(0)).alias("audit"),
-        )
-        .first()
+    good = scored.where(ok).drop(quality.REASONS_COLUMN)
+    rejected = scored.where(~ok)  # a model output that is not a number is never published as a score
+    quarantine = (
+        quarantine_rows(bad, run_id, scored_at, cfg)
+        .unionByName(quarantine_rows(rejected, run_id, scored_at, cfg))
+        .persist()
     )
+    capacity = int(cfg.get("review.capacity"))
+    queue = review.review_queue(good, day, capacity, float(cfg.get("review.audit_rate")), run_id).persist()
+    quarantined = quarantine.count()
+    queue_stats = queue.agg(
+        F.count_distinct("case_id").alias("cases"),
+        F.sum(F.when(~F.col("audit"), 1).otherwise(0)).alias("sessions"),
+        F.sum(F.when(F.col("audit"), 1).otherwise(0)).alias("audit"),
+    ).first()
     decisions = {d: 0 for d in contract.DECISIONS}
-    decisions.update({r["decision"]: r["count"] for r in staged.groupBy("decision").count().collect()})
+    decisions.update({r["decision"]: r["count"] for r in good.groupBy("decision").count().collect()})
     known = F.col("action").isin(*contract.ACTIONS)
     orphan_actions = actions.join(sessions.select("session_id"), on="session_id", how="left_anti").count()
     counts = {
         "sessions_read": sessions_read,
-        "sessions_scored": int(stats["scored"]),
+        "sessions_scored": int(stats["scored"] or 0),
         "sessions_quarantined": quarantined,
         "actions_read": actions_read,
         "unknown_actions": actions.filter(~known | F.col("action").isNull()).count(),
@@ -231,23 +207,23 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         "review_cases": int(queue_stats["cases"] or 0),
         "review_sessions": int(queue_stats["sessions"] or 0),
         "review_audit_sessions": int(queue_stats["audit"] or 0),
-        "review_overflow_cases": review.overflow_cases(staged, capacity),
+        "review_overflow_cases": review.overflow_cases(good, capacity),
     }
-    compared = challenger.disagreements(staged) if rival.configured else None
+    compared = challenger.disagreements(good) if rival.configured else None
     if compared is not None:
         counts["challenger_disagreements"] = compared["disagreements"]
     timings["audit"] = time.monotonic() - clock
-    if sessions_read != counts["sessions_scored"] + quarantined:
-        raise ReconciliationError(
-            f"sessions {day}: read {sessions_read} != scored {counts['sessions_scored']} + quarantined {quarantined}"
-        )
-    if stats["distinct_scored"] != stats["scored"]:
-        raise ReconciliationError(f"sessions {day}: a session_id was scored twice")
+    check_reconciled(day, counts, int(stats["rows"]), int(stats["distinct_sessions"]))
 
     failpoints.hit("before_publish")
     clock = time.monotonic()
-    for table in PUBLISHED_TABLES:
-        tables.publish(spark, cfg, run_id, table, day)
+    versions = {}
+    try:
+        for table, rows in (("scored_sessions", good), ("quarantine", quarantine), ("review_queue", queue)):
+            versions[table] = tables.publish_day(spark, cfg, table, rows, day, run_id).version
+    finally:
+        for frame in (scored, quarantine, queue):
+            frame.unpersist()
     timings["publish"] = time.monotonic() - clock
 
     loads = {}
@@ -263,10 +239,20 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
             summary["batches"],
         )
         loads.update({f"{model}.{k}": v for k, v in summary.items()})
-    return RunResult(run_id, day, counts, decisions, loads, challenger=compared)
+    return RunResult(run_id, day, counts, decisions, loads, challenger=compared, versions=versions)
 
 
-def _append_run_log(spark: SparkSession, cfg: Config, day: dt.date, row: dict) -> None:
+def check_reconciled(day: dt.date, counts: dict[str, int], scored_rows: int, distinct_sessions: int) -> None:
+    """Nothing is published unless every session read is scored or quarantined, and none twice."""
+    read, scored, quarantined = counts["sessions_read"], counts["sessions_scored"], counts["sessions_quarantined"]
+    if read != scored + quarantined:
+        raise ReconciliationError(f"sessions {day}: read {read} != scored {scored} + quarantined {quarantined}")
+    if distinct_sessions != scored_rows:
+        raise ReconciliationError(f"sessions {day}: a session_id was scored twice")
+
+
+def append_run_log(spark: SparkSession, cfg: Config, day: dt.date, row: dict) -> None:
+    """Commit one run_log row for ``day`` (the run's own commit, last of the run's commits)."""
     finished = dt.datetime.now(dt.UTC)
     full = {
         "message": None,
@@ -274,16 +260,17 @@ def _append_run_log(spark: SparkSession, cfg: Config, day: dt.date, row: dict) -
         "decisions": {},
         "model_loads": {},
         "timings_s": {},
+        "table_versions": {},
         **row,
         "finished_at": finished.replace(tzinfo=None),
         "started_at": row["started_at"].replace(tzinfo=None),
         "duration_s": (finished - row["started_at"]).total_seconds(),
         "config_hash": cfg.digest(),
-        "code_version": code_version(),
+        "code_version": runs.code_version(),
         "spark_master": spark.sparkContext.master,
     }
     df = spark.createDataFrame([full], contract.RUN_LOG_SCHEMA)
-    tables.append(spark, cfg, row["run_id"], "run_log", df, day)
+    tables.append_day(spark, cfg, "run_log", df, day, row["run_id"])
 
 
 def _log_failure(spark, cfg, day, run_id, base, exc, clock, timings) -> None:
@@ -297,6 +284,6 @@ def _log_failure(spark, cfg, day, run_id, base, exc, clock, timings) -> None:
             "message": str(exc).splitlines()[0][:500],
             "timings_s": timings,
         }
-        _append_run_log(spark, cfg, day, row)
+        append_run_log(spark, cfg, day, row)
     except Exception:  # noqa: BLE001 - the original error is what matters
         log.warning("run %s: could not record the failure in run_log", run_id, exc_info=True)

@@ -1,7 +1,7 @@
 """Retraining exports: ``raksha export-retraining --start-date D1 --end-date D2``.
 
-Two tables, partitioned by dt and published like every other output (``raksha.tables``: staged
-under ``{paths.staging}/{run_id}/``, audited, then swapped in day by day):
+Two tables, partitioned by dt and published like every other output (``raksha.tables``: selected,
+audited, then the window's days replaced by one Delta commit per table):
 
 - ``retrain_behavior``: sessions to retrain the autoencoder on. A session is exported when its
   current verdict is ``legit`` (``selection_reason = 'legit_verdict'``), or when it has no verdict
@@ -34,17 +34,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from raksha import contract, inputs, privacy, tables
+from raksha import contract, inputs, locks, privacy, runs, tables
 from raksha.config import Config
 from raksha.sequences import session_sequences
-from raksha.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +70,6 @@ class ExportResult:
     end: dt.date
     manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # table -> manifest
     manifest_paths: dict[str, str] = field(default_factory=dict)
-
-
-def new_run_id(now: dt.datetime | None = None) -> str:
-    now = now or dt.datetime.now(dt.UTC)
-    return f"export-{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
 
 
 def manifest_path(cfg: Config, table: str, start: dt.date, end: dt.date) -> str:
@@ -118,7 +111,6 @@ def audit_sample(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date)
     name = tables.table_name(cfg, "review_queue")
     if not spark.catalog.tableExists(name):
         return spark.createDataFrame([], "dt string, session_id string")
-    spark.sql(f"REFRESH TABLE {name}")
     return (
         spark.table(name)
         .where(F.col("dt").between(start.isoformat(), end.isoformat()) & F.col("audit"))
@@ -224,57 +216,22 @@ def sequence_rows(
     )
 
 
-def _stage_window(
-    spark: SparkSession, cfg: Config, run_id: str, table: str, rows: DataFrame, start: dt.date, end: dt.date
-) -> None:
-    """Stage every day of the window in one pass: ``{staging}/{run_id}/{table}/dt=D`` (tables.stage_path)."""
-    schema = contract.OUTPUT_SCHEMAS[table]
-    base = tables.stage_path(cfg, run_id, table, start).rsplit("/", 1)[0]
-    (
-        rows.withColumn("run_id", F.lit(run_id))
-        .select(*[f.name for f in schema.fields], "dt")
-        .repartition("dt")
-        .sortWithinPartitions("session_id")
-        .write.partitionBy("dt")
-        .mode("overwrite")
-        .parquet(base)
-    )
-    storage = Storage(spark)
-    for day in inputs.days(start, end):
-        if not storage.exists(tables.stage_path(cfg, run_id, table, day)):  # a day with no rows
-            tables.stage(cfg, run_id, table, spark.createDataFrame([], schema), day)
-
-
 def _counts(frame: DataFrame, column: str) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in frame.groupBy(column).count().orderBy(column).collect()}
 
 
-def _staged_summary(
-    spark: SparkSession, cfg: Config, run_id: str, table: str, start: dt.date, end: dt.date, by: list[str]
-) -> dict[str, Any]:
-    """Counts read back from the staged days: rows, distinct sessions, per day and per ``by`` column."""
-    frames = [
-        tables.read_staged(spark, cfg, run_id, table, d).withColumn("dt", F.lit(d.isoformat()))
-        for d in inputs.days(start, end)
-    ]
-    staged = frames[0]
-    for frame in frames[1:]:
-        staged = staged.unionByName(frame)
-    staged = staged.persist()
-    try:
-        totals = staged.agg(F.count("*").alias("rows"), F.count_distinct("session_id").alias("sessions")).first()
-        per_day = {d.isoformat(): 0 for d in inputs.days(start, end)}
-        per_day.update(_counts(staged, "dt"))
-        summary: dict[str, Any] = {"rows": int(totals["rows"]), "sessions": int(totals["sessions"]), "per_day": per_day}
-        for column in by:
-            summary[f"by_{column}"] = _counts(staged, column)
-        if "weight" in staged.columns:
-            summary["weight_by_source"] = {
-                str(r["source"]): float(r["w"])
-                for r in staged.groupBy("source").agg(F.sum("weight").alias("w")).collect()
-            }
-    finally:
-        staged.unpersist()
+def _summary(rows: DataFrame, start: dt.date, end: dt.date, by: list[str]) -> dict[str, Any]:
+    """Counts of the rows about to be published: rows, distinct sessions, per day and per ``by`` column."""
+    totals = rows.agg(F.count("*").alias("rows"), F.count_distinct("session_id").alias("sessions")).first()
+    per_day = {d.isoformat(): 0 for d in inputs.days(start, end)}
+    per_day.update(_counts(rows, "dt"))
+    summary: dict[str, Any] = {"rows": int(totals["rows"]), "sessions": int(totals["sessions"]), "per_day": per_day}
+    for column in by:
+        summary[f"by_{column}"] = _counts(rows, column)
+    if "weight" in rows.columns:
+        summary["weight_by_source"] = {
+            str(r["source"]): float(r["w"]) for r in rows.groupBy("source").agg(F.sum("weight").alias("w")).collect()
+        }
     return summary
 
 
@@ -297,8 +254,28 @@ def export_retraining(
     if not 0.0 <= audit_rate <= 1.0:
         raise ValueError(f"review.audit_rate must lie in [0, 1], got {audit_rate}")
     now = now or dt.datetime.now(dt.UTC)
-    run_id = new_run_id(now)
+    run_id = runs.new_run_id("export", now)
     log.info("export %s: %s .. %s", run_id, start, end)
+    window = list(inputs.days(start, end))
+    with locks.hold(spark, cfg, [locks.date_key(t, d) for t in EXPORT_TABLES for d in window], run_id):
+        result = _export(spark, cfg, start, end, now, run_id, key, audit_rate)
+    from raksha.evaluation import write_report
+
+    for table, manifest in result.manifests.items():
+        result.manifest_paths[table] = write_report(spark, manifest, manifest_path(cfg, table, start, end))
+    return result
+
+
+def _export(
+    spark: SparkSession,
+    cfg: Config,
+    start: dt.date,
+    end: dt.date,
+    now: dt.datetime,
+    run_id: str,
+    key: bytes,
+    audit_rate: float,
+) -> ExportResult:
 
     scored = scored_window(spark, cfg, start, end).select(
         "dt",
@@ -314,8 +291,16 @@ def export_retraining(
     audited = audit_sample(spark, cfg, start, end)
     scored = scored.persist()
     judged = scored.select("dt", "session_id").join(verdicts, ["dt", "session_id"], "inner").persist()
-    behavior = behavior_rows(scored, verdicts, input_features(spark, cfg, start, end), cfg, key).persist()
-    sequences = sequence_rows(scored, verdicts, audited, input_sequences(spark, cfg, start, end), cfg).persist()
+    behavior = (
+        behavior_rows(scored, verdicts, input_features(spark, cfg, start, end), cfg, key)
+        .withColumn("run_id", F.lit(run_id))
+        .persist()
+    )
+    sequences = (
+        sequence_rows(scored, verdicts, audited, input_sequences(spark, cfg, start, end), cfg)
+        .withColumn("run_id", F.lit(run_id))
+        .persist()
+    )
     result = ExportResult(run_id, start, end)
     try:
         # expected counts, from scored_sessions, the verdicts and the review queue
@@ -348,11 +333,9 @@ def export_retraining(
                 "exports: the window holds labelled audit sessions but review.audit_rate is 0: "
                 "set it to the rate the audit sample was drawn at (their weight is 1 / review.audit_rate)"
             )
-        _stage_window(spark, cfg, run_id, BEHAVIOR_TABLE, behavior, start, end)
-        _stage_window(spark, cfg, run_id, SEQUENCES_TABLE, sequences, start, end)
         staged = {
-            BEHAVIOR_TABLE: _staged_summary(spark, cfg, run_id, BEHAVIOR_TABLE, start, end, ["selection_reason"]),
-            SEQUENCES_TABLE: _staged_summary(spark, cfg, run_id, SEQUENCES_TABLE, start, end, ["label", "source"]),
+            BEHAVIOR_TABLE: _summary(behavior, start, end, ["selection_reason"]),
+            SEQUENCES_TABLE: _summary(sequences, start, end, ["label", "source"]),
         }
         by = {BEHAVIOR_TABLE: "by_selection_reason", SEQUENCES_TABLE: "by_source"}
         for table in EXPORT_TABLES:
@@ -366,9 +349,9 @@ def export_retraining(
                     "(input sessions or actions changed since the days were scored?)"
                 )
 
-        for table in EXPORT_TABLES:
-            for day in inputs.days(start, end):
-                tables.publish(spark, cfg, run_id, table, day)
+        window = list(inputs.days(start, end))
+        for table, rows in ((BEHAVIOR_TABLE, behavior), (SEQUENCES_TABLE, sequences)):
+            tables.publish_days(spark, cfg, table, rows, window, run_id)
 
         rules = selection_rules(cfg)
         common = {
@@ -410,14 +393,6 @@ def export_retraining(
     finally:
         for frame in (scored, judged, behavior, sequences):
             frame.unpersist()
-        tables.discard_staging(spark, cfg, run_id)
-
-    from raksha.evaluation import write_report
-
-    for table, manifest in result.manifests.items():
-        result.manifest_paths[table] = write_report(spark, manifest, manifest_path(cfg, table, start, end))
-    for pruned in tables.prune_superseded(spark, cfg, now):
-        log.info("export %s: removed superseded days of run %s (older than the retention)", run_id, pruned)
     return result
 
 

@@ -9,8 +9,10 @@ without any restart. Actions:
   task then succeeds); in the driver, the same as ``raise``;
 - ``sleep:SECONDS``: pause (to kill a job at a known point).
 
-Points: ``score_behavior`` and ``score_sequences`` (in the UDFs, per partition), ``after_stage``
-(driver, once scored_sessions is staged), ``before_publish`` (driver).
+Points: ``score_behavior`` and ``score_sequences`` (in the UDFs, per partition),
+``before_publish`` (driver, once the day is scored and audited, before the first commit), and
+``write_{table}`` (in the tasks that write a table's files, after the first batch, before the
+table's commit: ``raksha.tables.publish_days``).
 """
 
 from __future__ import annotations
@@ -52,6 +54,26 @@ def hit(name: str) -> None:
     action = parse(os.environ.get(ENV)).get(name)
     if action:
         _act(name, action, True)
+
+
+def armed(name: str) -> bool:
+    """Whether the driver's environment arms ``name``."""
+    return name in parse(os.environ.get(ENV))
+
+
+def in_tasks(frame, name: str):
+    """``frame`` unchanged, or, when ``name`` is armed, passed through tasks that hit it after their
+    first batch (so a fault lands while the frame is being written). Costs nothing when not armed."""
+    if not armed(name):
+        return frame
+
+    def passing(batches):
+        for i, batch in enumerate(batches):
+            yield batch
+            if i == 0:
+                hit_in_task(name)
+
+    return frame.mapInArrow(passing, frame.schema)
 
 
 def hit_in_task(name: str) -> None:

@@ -44,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
                 f"paths.labels={root / 'labels'}",
                 f"paths.warehouse={root / 'warehouse'}",
                 f"paths.metastore={root / 'metastore'}",
-                f"paths.staging={root / 'staging'}",
                 f"paths.models={root / 'models'}",
                 "spark.master=local[2]",
             ]

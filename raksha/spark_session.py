@@ -1,8 +1,9 @@
 """The one place a SparkSession is built from the configuration.
 
 Local mode by default (``spark.master``), any master URL otherwise; ``spark.master: null``
-takes the master given to spark-submit. The catalog is Hive-backed: an embedded Derby
-metastore under ``paths.metastore`` (shipped in the pyspark wheel), so tables outlive the job.
+takes the master given to spark-submit. The catalog is Hive-backed, so tables outlive the job: an
+embedded Derby metastore under ``paths.metastore`` (shipped in the pyspark wheel), or a shared one
+in PostgreSQL (``catalog.metastore``; ``raksha.metastore`` makes its schema before the session).
 Every table is a Delta table: the Delta jars (fetched once at setup, ``raksha.jars``) come through
 ``spark.jars``, Delta's catalog is the session catalog, Delta writes the tables' columns into the
 metastore (so JDBC clients see them), and deletion vectors stay off (delta-rs readers).
@@ -16,7 +17,7 @@ import sys
 
 from pyspark.sql import SparkSession
 
-from raksha import jars
+from raksha import jars, metastore
 from raksha.config import Config
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,6 @@ def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
     for key, value in WORKER_ENV.items():
         os.environ.setdefault(key, value)
 
-    metastore = cfg.path("metastore")
     builder = SparkSession.builder.appName(app_name or cfg.get("spark.app_name"))
     master = cfg.get("spark.master", None)
     # Under spark-submit the JVM already has the master it was given: keep it.
@@ -65,17 +65,13 @@ def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
         # a laptop run listens on loopback only
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
-    if "://" not in metastore:
-        os.makedirs(metastore, exist_ok=True)
-    builder = (
-        builder.config("spark.sql.catalogImplementation", "hive")
-        .config("spark.sql.warehouse.dir", cfg.path("warehouse"))
-        .config(
-            "spark.hadoop.javax.jdo.option.ConnectionURL",
-            f"jdbc:derby:;databaseName={metastore}/metastore_db;create=true",
-        )
-        .config("spark.driver.extraJavaOptions", f"-Dderby.stream.error.file={metastore}/derby.log")
+    # Derby: its folder; PostgreSQL: the database and the Hive schema, once, before any session
+    metastore.ensure_schema(cfg)
+    builder = builder.config("spark.sql.catalogImplementation", "hive").config(
+        "spark.sql.warehouse.dir", cfg.path("warehouse")
     )
+    for key, value in metastore.spark_conf(cfg).items():
+        builder = builder.config(key, value)
     spark = builder.enableHiveSupport().getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     log.info("SparkSession on %s (Spark %s)", spark.sparkContext.master, spark.version)

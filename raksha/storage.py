@@ -1,23 +1,13 @@
 """Filesystem operations through Hadoop's FileSystem API, so local paths and cluster URIs
-(hdfs://, s3a://, ...) behave the same. Driver-side only.
-
-``exchange`` swaps two directories in one step where the filesystem can (a local Linux
-filesystem: ``renameat2(RENAME_EXCHANGE)``), so a reader of either path sees the old folder or
-the new one, never neither; elsewhere it reports that it could not, and the caller falls back
-to two renames.
+(hdfs://, s3a://, ...) behave the same. Driver-side only: input checks, locks, manifests.
 """
 
 from __future__ import annotations
 
-import ctypes
-import errno
 import os
 from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
-
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
 
 
 def local_path(path: str) -> str | None:
@@ -26,20 +16,6 @@ def local_path(path: str) -> str | None:
     if parsed.scheme in ("", "file"):
         return parsed.path if parsed.scheme else path
     return None
-
-
-def _renameat2_exchange(a: str, b: str) -> bool:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    code = ctypes.get_errno()
-    if code in (errno.EINVAL, errno.ENOSYS, errno.EXDEV, errno.ENOTSUP):
-        return False  # the filesystem or kernel cannot: fall back
-    raise OSError(code, f"could not exchange {a} and {b}: {os.strerror(code)}")
 
 
 class Storage:
@@ -61,21 +37,6 @@ class Storage:
 
     def mkdirs(self, path: str) -> None:
         self._fs(path).mkdirs(self._path(path))
-
-    def rename(self, src: str, dst: str) -> None:
-        """Move ``src`` to ``dst`` (whose parent is created); ``dst`` must not exist."""
-        parent = self._path(dst).getParent()
-        fs = self._fs(src)
-        fs.mkdirs(parent)
-        if not fs.rename(self._path(src), self._path(dst)):
-            raise OSError(f"could not move {src} to {dst}")
-
-    def exchange(self, a: str, b: str) -> bool:
-        """Swap two existing directories atomically; False when this filesystem cannot."""
-        la, lb = local_path(a), local_path(b)
-        if la is None or lb is None:
-            return False
-        return _renameat2_exchange(la, lb)
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
         """Create ``path`` holding ``data``; False if it exists already (atomic test-and-create)."""
@@ -121,6 +82,13 @@ class Storage:
             return bytes(out)
         finally:
             stream.close()
+
+    def file_size(self, path: str) -> int:
+        return int(self._fs(path).getFileStatus(self._path(path)).getLen())
+
+    def modified_at(self, path: str) -> float:
+        """Seconds since the epoch of the file's last change."""
+        return self._fs(path).getFileStatus(self._path(path)).getModificationTime() / 1000.0
 
     def delete(self, path: str) -> None:
         self._fs(path).delete(self._path(path), True)

@@ -1,39 +1,60 @@
-"""Output tables: catalog registration and publication of one day (DESIGN.md section 5).
+"""Output tables: Delta Lake tables in the catalog, and the one way a day is published.
 
-Write, audit, publish: a run writes each table's day to its own staging folder
-``{paths.staging}/{run_id}/{table}/dt=D`` (outside every table's folder), the job audits what
-it staged, then ``publish`` swaps the staged folder in as ``{warehouse}/{table}/dt=D``.
+Every output table (``contract.OUTPUT_SCHEMAS``) is a Delta table at
+``{paths.warehouse}/{table}``, partitioned by ``dt`` and registered as ``{database}.{table}``,
+with the contract's invariants as Delta constraints (``contract.TABLE_CONSTRAINTS``).
 
-On a local filesystem the swap is one ``renameat2(RENAME_EXCHANGE)``: the staged folder and the
-live one trade places in a single step, so a reader of ``dt=D`` (Spark, DuckDB, pyarrow) sees
-the old day or the new one, never neither and never a mix; the old folder, now at the staged
-path, then moves to ``{paths.staging}/superseded/{run_id}/{table}/dt=D`` for rollback. Where the
-filesystem has no exchange (HDFS, object stores) it is two renames, live aside then staged in,
-with a short window in which the day is absent (never partial). Superseded days are removed
-after ``publish.superseded_retention_days``. Other dates are never touched. The catalog
-partition points at the fixed folder, so it needs no change beyond a refresh.
-``run_log`` is append-only: each run adds its own file.
+A run publishes a day with one Delta commit per table (``publish_days``): an overwrite with
+``replaceWhere dt IN (...)``, so a reader on any storage sees the old day or the new one, never a
+mix; other dates are never touched; a rerun adds one version holding the same rows. Each commit
+carries the run in its metadata (``{"run_id", "kind", "days", ...}``), so the runs that wrote a
+date can be listed (``DESCRIBE HISTORY``) and any of them restored by time travel within the
+retention (``raksha.history``). Writers hold ``raksha.locks``: the run's dates for the whole run,
+and the table's commit lock around each commit. Deletion vectors stay off, so delta-rs readers
+(the ``deltalake`` package) read every table.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from raksha import contract, inputs
+from raksha import contract, failpoints, inputs, locks
 from raksha.config import Config
-from raksha.storage import Storage
 
 log = logging.getLogger(__name__)
+
+USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+MIN_FILE_RETENTION_DAYS = 7  # Delta's own default for keeping replaced files' tombstones
 
 
 class CatalogError(RuntimeError):
     """The catalog holds a table that does not match this configuration."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A run's commit to a table: the version its day is published at, and what it wrote.
+
+    Delta makes no commit for a write that changes nothing (an empty day replacing an empty day);
+    then ``committed`` is False and ``version`` is the table's version holding that same day.
+    """
+
+    table: str
+    version: int
+    rows: int
+    files: int
+    committed: bool = True
 
 
 def table_name(cfg: Config, table: str) -> str:
@@ -44,37 +65,170 @@ def table_location(cfg: Config, table: str) -> str:
     return f"{cfg.path('warehouse').rstrip('/')}/{table}"
 
 
+def columns(table: str) -> list[str]:
+    """The table's columns in order, without dt."""
+    return [f.name for f in contract.OUTPUT_SCHEMAS[table].fields]
+
+
 def _ddl(schema: T.StructType) -> str:
-    columns = [f"`{f.name}` {f.dataType.simpleString()}" for f in schema.fields]
-    return ", ".join(columns + ["`dt` string"])
+    cols = [f"`{f.name}` {f.dataType.simpleString()}{'' if f.nullable else ' NOT NULL'}" for f in schema.fields]
+    return ", ".join(cols + ["`dt` string NOT NULL"])
 
 
 def _normalize(location: str) -> str:
     return location.removeprefix("file:").rstrip("/")
 
 
+def retention_days(cfg: Config) -> float:
+    return float(cfg.get("publish.retention_days"))
+
+
+def exists(spark: SparkSession, cfg: Config, table: str) -> bool:
+    return bool(spark.catalog.tableExists(table_name(cfg, table)))
+
+
 def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
-    """Create ``{database}.{table}`` (Parquet, partitioned by dt) at its warehouse folder."""
+    """Create ``{database}.{table}`` as a Delta table at its warehouse folder, with its constraints.
+
+    Creating a table or adding a constraint is a commit: call it holding the table's commit lock.
+    """
     name = table_name(cfg, table)
     location = table_location(cfg, table)
+    keep = f"interval {max(MIN_FILE_RETENTION_DAYS, int(-(-retention_days(cfg) // 1)))} days"
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{cfg.get('catalog.database')}`")
     spark.sql(
-        f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(contract.OUTPUT_SCHEMAS[table])}) "
-        f"USING parquet PARTITIONED BY (dt) LOCATION '{location}'"
+        f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(contract.OUTPUT_SCHEMAS[table])}) USING delta "
+        f"PARTITIONED BY (dt) LOCATION '{location}' TBLPROPERTIES ("
+        f"'delta.enableDeletionVectors' = 'false', 'delta.deletedFileRetentionDuration' = '{keep}')"
     )
     described = {r["col_name"]: r["data_type"] for r in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()}
-    registered = described.get("Location", "")
-    if _normalize(registered) != _normalize(location):
-        raise CatalogError(f"table {name} is registered at {registered}, but paths.warehouse puts it at {location}")
+    if _normalize(described.get("Location", "")) != _normalize(location):
+        raise CatalogError(
+            f"table {name} is registered at {described.get('Location')}, but paths.warehouse puts it at {location}"
+        )
+    if str(described.get("Provider", "")).lower() != "delta":
+        raise CatalogError(
+            f"table {name} is a {described.get('Provider')} table, not Delta (written by an older raksha): "
+            f'convert it once with `raksha sql "CONVERT TO DELTA {name}"`'
+        )
+    properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    for constraint, expression in contract.TABLE_CONSTRAINTS.get(table, {}).items():
+        if f"delta.constraints.{constraint}" not in properties:
+            spark.sql(f"ALTER TABLE {name} ADD CONSTRAINT {constraint} CHECK ({expression})")
     return name
 
 
-def published_days(spark: SparkSession, cfg: Config, table: str) -> set[str]:
-    """The dt values registered for ``table`` (empty when the table does not exist)."""
-    name = table_name(cfg, table)
-    if not spark.catalog.tableExists(name):
+def commit_metadata(run_id: str, days: Sequence[dt.date], **extra: Any) -> str:
+    """What every commit of a run carries: the run id, its kind and the days it replaced."""
+    return json.dumps(
+        {"run_id": run_id, "kind": run_id.split("-", 1)[0], "days": sorted(d.isoformat() for d in days), **extra},
+        sort_keys=True,
+    )
+
+
+@contextmanager
+def committing(
+    spark: SparkSession, cfg: Config, table: str, run_id: str, days: Sequence[dt.date], **extra: Any
+) -> Iterator[str]:
+    """Hold ``table``'s commit lock, make sure the table exists, and tag the commit with the run.
+
+    Yields the table's name; the block makes exactly one commit (a write or a MERGE).
+    """
+    with locks.hold(spark, cfg, [locks.commit_key(table)], run_id, wait_s=locks.commit_wait_s(cfg)):
+        name = ensure_table(spark, cfg, table)
+        spark.conf.set(USER_METADATA_CONF, commit_metadata(run_id, days, **extra))
+        try:
+            yield name
+        finally:
+            spark.conf.unset(USER_METADATA_CONF)
+
+
+def last_commit(spark: SparkSession, name: str, table: str) -> Commit:
+    """The caller's commit to ``name``: the newest one, read under the table's commit lock."""
+    row = DeltaTable.forName(spark, name).history(1).select("version", "operationMetrics", "userMetadata").first()
+    if row["userMetadata"] != spark.conf.get(USER_METADATA_CONF, None):
+        return Commit(table, int(row["version"]), 0, 0, committed=False)
+    metrics = row["operationMetrics"] or {}
+    rows = metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted") or 0
+    files = metrics.get("numFiles") or metrics.get("numTargetFilesAdded") or 0
+    return Commit(table, int(row["version"]), int(rows), int(files))
+
+
+def _days_predicate(days: Sequence[dt.date]):
+    return F.col("dt").isin(*[d.isoformat() for d in days])
+
+
+def publish_days(
+    spark: SparkSession,
+    cfg: Config,
+    table: str,
+    rows: DataFrame,
+    days: Sequence[dt.date],
+    run_id: str,
+    **extra: Any,
+) -> Commit:
+    """Replace ``days`` of ``table`` with ``rows`` (its columns plus dt) in one commit."""
+    frame = rows.select(*columns(table), "dt")
+    frame = failpoints.in_tasks(frame, f"write_{table}")
+    with committing(spark, cfg, table, run_id, days, **extra) as name:
+        frame.writeTo(name).overwrite(_days_predicate(days))
+        commit = last_commit(spark, name, table)
+    log.info("%s: %s committed as version %d (%d rows)", run_id, name, commit.version, commit.rows)
+    return commit
+
+
+def publish_day(
+    spark: SparkSession, cfg: Config, table: str, rows: DataFrame, day: dt.date, run_id: str, **extra: Any
+) -> Commit:
+    """Replace ``day`` of ``table`` with ``rows`` (the table's columns; dt is set here)."""
+    return publish_days(spark, cfg, table, rows.withColumn("dt", F.lit(day.isoformat())), [day], run_id, **extra)
+
+
+def append_day(spark: SparkSession, cfg: Config, table: str, rows: DataFrame, day: dt.date, run_id: str) -> Commit:
+    """Add ``rows`` to ``day`` of an append-only table (run_log) in one commit."""
+    frame = rows.withColumn("dt", F.lit(day.isoformat())).select(*columns(table), "dt")
+    with committing(spark, cfg, table, run_id, [day]) as name:
+        frame.writeTo(name).append()
+        return last_commit(spark, name, table)
+
+
+def commits(spark: SparkSession, cfg: Config, table: str) -> list[dict[str, Any]]:
+    """Every commit of ``table`` still in its log that a run tagged, newest first.
+
+    Each: version, timestamp, operation, metrics, and the run's metadata (run_id, kind, days...).
+    """
+    if not exists(spark, cfg, table):
+        return []
+    history = DeltaTable.forName(spark, table_name(cfg, table)).history()
+    out = []
+    for row in history.select("version", "timestamp", "operation", "operationMetrics", "userMetadata").collect():
+        try:
+            meta = json.loads(row["userMetadata"]) if row["userMetadata"] else None
+        except ValueError:
+            meta = None
+        if isinstance(meta, dict) and "run_id" in meta:
+            out.append(
+                {
+                    "version": int(row["version"]),
+                    "timestamp": row["timestamp"],
+                    "operation": row["operation"],
+                    "metrics": dict(row["operationMetrics"] or {}),
+                    **meta,
+                }
+            )
+    return sorted(out, key=lambda c: c["version"], reverse=True)
+
+
+def published_days(spark: SparkSession, cfg: Config, table: str, start: dt.date, end: dt.date) -> set[str]:
+    """The days of start .. end that some run published to ``table`` (also those it left empty)."""
+    if not exists(spark, cfg, table):
         return set()
-    return {r[0].removeprefix("dt=") for r in spark.sql(f"SHOW PARTITIONS {name}").collect()}
+    lo, hi = start.isoformat(), end.isoformat()
+    name = table_name(cfg, table)
+    found = {r[0] for r in spark.table(name).where(F.col("dt").between(lo, hi)).select("dt").distinct().collect()}
+    for commit in commits(spark, cfg, table):
+        found.update(d for d in commit.get("days", []) if lo <= d <= hi)
+    return found
 
 
 def read_days(
@@ -84,133 +238,13 @@ def read_days(
 
     A day not published is an InputError ``'{table} {day}: ' + missing(day)``.
     """
-    published = published_days(spark, cfg, table)
+    published = published_days(spark, cfg, table, start, end)
     for day in inputs.days(start, end):
         if day.isoformat() not in published:
             raise inputs.InputError(f"{table} {day}: {missing(day)}")
-    name = table_name(cfg, table)
-    spark.sql(f"REFRESH TABLE {name}")
-    return spark.table(name).where(F.col("dt").between(start.isoformat(), end.isoformat()))
+    return spark.table(table_name(cfg, table)).where(F.col("dt").between(start.isoformat(), end.isoformat()))
 
 
-def stage_path(cfg: Config, run_id: str, table: str, day: dt.date) -> str:
-    return f"{cfg.path('staging').rstrip('/')}/{run_id}/{table}/dt={day.isoformat()}"
-
-
-def stage(cfg: Config, run_id: str, table: str, df: DataFrame, day: dt.date) -> str:
-    """Write ``df`` (exactly the table's columns) to this run's staging folder."""
-    schema = contract.OUTPUT_SCHEMAS[table]
-    path = stage_path(cfg, run_id, table, day)
-    df.select(*[f.name for f in schema.fields]).write.mode("overwrite").parquet(path)
-    return path
-
-
-def stage_scored(spark: SparkSession, cfg: Config, run_id: str, df: DataFrame, day: dt.date, ok: Column) -> DataFrame:
-    """Stage scored_sessions in one pass, setting aside the rows where ``ok`` is false.
-
-    Returns the set-aside rows (read back from staging; expected to be none), so that a model
-    output that is not a number is never published as a score.
-    """
-    schema = contract.OUTPUT_SCHEMAS["scored_sessions"]
-    base = f"{stage_path(cfg, run_id, 'scored_sessions', day)}.split"
-    (
-        df.select(*[f.name for f in schema.fields], F.when(ok, "ok").otherwise("rejected").alias("model_output"))
-        .write.partitionBy("model_output")
-        .mode("overwrite")
-        .parquet(base)
-    )
-    storage = Storage(spark)
-    target = stage_path(cfg, run_id, "scored_sessions", day)
-    if storage.exists(f"{base}/model_output=ok"):
-        storage.rename(f"{base}/model_output=ok", target)
-    else:
-        spark.createDataFrame([], schema).write.mode("overwrite").parquet(target)
-    rejected = f"{base}/model_output=rejected"
-    if storage.exists(rejected):
-        return spark.read.schema(schema).parquet(rejected)
-    return spark.createDataFrame([], schema)
-
-
-def read_staged(spark: SparkSession, cfg: Config, run_id: str, table: str, day: dt.date) -> DataFrame:
-    return spark.read.schema(contract.OUTPUT_SCHEMAS[table]).parquet(stage_path(cfg, run_id, table, day))
-
-
-def publish(spark: SparkSession, cfg: Config, run_id: str, table: str, day: dt.date) -> None:
-    """Swap this run's staged day in as the table's ``dt=day`` folder and register it."""
-    storage = Storage(spark)
-    name = ensure_table(spark, cfg, table)
-    live = f"{table_location(cfg, table)}/dt={day.isoformat()}"
-    staged = stage_path(cfg, run_id, table, day)
-    if storage.exists(live):
-        aside = f"{superseded_root(cfg)}/{run_id}/{table}/dt={day.isoformat()}"
-        if storage.exchange(staged, live):
-            storage.rename(staged, aside)  # the staged path holds the old day now
-        else:
-            storage.rename(live, aside)
-            storage.rename(staged, live)
-    else:
-        storage.rename(staged, live)
-    _register_partition(spark, name, day)
-
-
-def superseded_root(cfg: Config) -> str:
-    return f"{cfg.path('staging').rstrip('/')}/superseded"
-
-
-def run_started(run_id: str) -> dt.datetime | None:
-    """When a run began, from its id (``YYYYMMDD-YYYYMMDDTHHMMSSZ-xxxxxx``)."""
-    parts = run_id.split("-")
-    try:
-        return dt.datetime.strptime(parts[1], "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
-    except (IndexError, ValueError):
-        return None
-
-
-def prune_superseded(spark: SparkSession, cfg: Config, now: dt.datetime) -> list[str]:
-    """Remove superseded days older than ``publish.superseded_retention_days``; returns the run ids."""
-    storage = Storage(spark)
-    keep = dt.timedelta(days=float(cfg.get("publish.superseded_retention_days")))
-    removed = []
-    for folder in storage.list_dirs(superseded_root(cfg)):
-        run_id = folder.rstrip("/").rsplit("/", 1)[-1]
-        started = run_started(run_id)
-        if started is not None and now - started > keep:
-            storage.delete(folder)
-            removed.append(run_id)
-    return removed
-
-
-def discard_abandoned_staging(spark: SparkSession, cfg: Config, day: dt.date, current_run: str) -> list[str]:
-    """Staging folders of earlier runs of ``day`` that died before cleaning up (the caller holds the lock)."""
-    storage = Storage(spark)
-    removed = []
-    for folder in storage.list_dirs(cfg.path("staging")):
-        run_id = folder.rstrip("/").rsplit("/", 1)[-1]
-        if run_id.startswith(f"{day:%Y%m%d}-") and run_id != current_run and run_started(run_id) is not None:
-            storage.delete(folder)
-            removed.append(run_id)
-    return removed
-
-
-def append(spark: SparkSession, cfg: Config, run_id: str, table: str, df: DataFrame, day: dt.date) -> None:
-    """Add this run's rows to an append-only table's day (one new file, named by run_id)."""
-    storage = Storage(spark)
-    name = ensure_table(spark, cfg, table)
-    staged = stage(cfg, run_id, table, df.coalesce(1), day)
-    live = f"{table_location(cfg, table)}/dt={day.isoformat()}"
-    storage.mkdirs(live)
-    for i, path in enumerate(storage.list_files(staged)):
-        storage.rename(path, f"{live}/{run_id}-{i:03d}.parquet")
-    storage.delete(f"{cfg.path('staging').rstrip('/')}/{run_id}/{table}")
-    if not storage.list_dirs(f"{cfg.path('staging').rstrip('/')}/{run_id}"):
-        storage.delete(f"{cfg.path('staging').rstrip('/')}/{run_id}")
-    _register_partition(spark, name, day)
-
-
-def _register_partition(spark: SparkSession, name: str, day: dt.date) -> None:
-    spark.sql(f"ALTER TABLE {name} ADD IF NOT EXISTS PARTITION (dt='{day.isoformat()}')")
-    spark.sql(f"REFRESH TABLE {name}")
-
-
-def discard_staging(spark: SparkSession, cfg: Config, run_id: str) -> None:
-    Storage(spark).delete(f"{cfg.path('staging').rstrip('/')}/{run_id}")
+def read_version(spark: SparkSession, cfg: Config, table: str, version: int) -> DataFrame:
+    """``table`` as it was at ``version`` (Delta time travel)."""
+    return spark.read.format("delta").option("versionAsOf", version).load(table_location(cfg, table))

@@ -19,11 +19,11 @@ verdict), then analyst and note, so the result depends only on the verdicts them
 identical to the current one changes nothing, so landing the same file twice leaves every file of
 the table as it was.
 
-A changed day is rewritten the way the nightly job publishes: the merged day is written to
-``{paths.staging}/{run_id}/verdicts/dt=D``, then swapped in for ``{warehouse}/verdicts/dt=D``
-(the old folder moves to ``{paths.staging}/superseded/{run_id}/``), so a reader sees the old day or
-the new one, never a mix. One ``raksha label`` at a time: a second one waits for nothing, it fails
-naming the holder of ``{paths.staging}/locks/verdicts.lock``.
+The verdicts land by one Delta MERGE on (dt, session_id) for the whole file: a new session is
+inserted, a current verdict is replaced only by one that wins the order above, so a reader sees
+the table before the file or after it, never half of it. The run holds the verdicts table's lock
+for each day in the file (``raksha.locks``): a second ``raksha label`` touching one of those days
+is refused, naming the holder.
 """
 
 from __future__ import annotations
@@ -31,22 +31,19 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import json
 import logging
 import os
 import re
-import socket
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
-from raksha import contract, tables
+from raksha import contract, locks, runs, tables
 from raksha.config import Config
 from raksha.storage import Storage, local_path
 
@@ -297,8 +294,8 @@ def unscored(spark: SparkSession, cfg: Config, rows: pd.DataFrame) -> dict[int, 
         found = {
             (r["dt"], r["session_id"]) for r in scored.join(wanted.hint("broadcast"), ["dt", "session_id"]).collect()
         }
-        partitions = [r[0] for r in spark.sql(f"SHOW PARTITIONS {name}").collect()]
-        scored_days = {p.removeprefix("dt=") for p in partitions}
+        first, last = min(keys["dt"]), max(keys["dt"])
+        scored_days = tables.published_days(spark, cfg, "scored_sessions", first, last)
     out = {}
     for line, day, session_id in zip(keys["line"], keys["dt"], keys["session_id"], strict=True):
         iso = day.isoformat()
@@ -345,109 +342,62 @@ def merge_verdicts(existing: pd.DataFrame, incoming: pd.DataFrame) -> pd.DataFra
 # --- the table ---
 
 
-def ensure_table(spark: SparkSession, cfg: Config) -> str:
-    """Create ``{database}.verdicts`` (Parquet, partitioned by dt) at ``{warehouse}/verdicts``."""
-    name = tables.table_name(cfg, TABLE)
-    location = tables.table_location(cfg, TABLE)
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{cfg.get('catalog.database')}`")
-    spark.sql(
-        f"CREATE TABLE IF NOT EXISTS {name} ({tables._ddl(contract.VERDICTS_SCHEMA)}) "
-        f"USING parquet PARTITIONED BY (dt) LOCATION '{location}'"
-    )
-    described = {r["col_name"]: r["data_type"] for r in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()}
-    registered = described.get("Location", "")
-    if tables._normalize(registered) != tables._normalize(location):
-        raise tables.CatalogError(
-            f"table {name} is registered at {registered}, but paths.warehouse puts it at {location}"
-        )
-    return name
-
-
-def _live_path(cfg: Config, day: dt.date) -> str:
-    return f"{tables.table_location(cfg, TABLE)}/dt={day.isoformat()}"
-
-
-def read_day(spark: SparkSession, cfg: Config, day: dt.date) -> pd.DataFrame:
-    """The table's rows of ``day`` as pandas (reviewed_at and ingested_at naive UTC)."""
-    live = _live_path(cfg, day)
-    columns = [f.name for f in contract.VERDICTS_SCHEMA.fields]
-    if not Storage(spark).list_files(live):
+def existing_rows(spark: SparkSession, cfg: Config, incoming: pd.DataFrame) -> pd.DataFrame:
+    """The table's current rows for the (dt, session_id) pairs of ``incoming``, with dt as a date."""
+    columns = ["dt", *[f.name for f in contract.VERDICTS_SCHEMA.fields]]
+    if not tables.exists(spark, cfg, TABLE) or incoming.empty:
         return pd.DataFrame(columns=columns)
-    return spark.read.schema(contract.VERDICTS_SCHEMA).parquet(live).toPandas()[columns]
+    pairs = sorted({(d.isoformat(), s) for d, s in zip(incoming["dt"], incoming["session_id"], strict=True)})
+    wanted = spark.createDataFrame(pairs, "dt string, session_id string")
+    days = sorted({d for d, _ in pairs})
+    rows = (
+        spark.table(tables.table_name(cfg, TABLE))
+        .where(F.col("dt").isin(days))
+        .join(wanted.hint("broadcast"), ["dt", "session_id"])
+        .select(*columns)
+        .toPandas()
+    )
+    rows["dt"] = [dt.date.fromisoformat(d) for d in rows["dt"]]
+    return rows
 
 
-def _swap_in(spark: SparkSession, cfg: Config, name: str, run_id: str, day: dt.date) -> None:
-    """``tables.publish`` for the verdicts table: the staged day replaces the live one in one step."""
-    storage = Storage(spark)
-    live = _live_path(cfg, day)
-    staged = tables.stage_path(cfg, run_id, TABLE, day)
-    if storage.exists(live):
-        aside = f"{tables.superseded_root(cfg)}/{run_id}/{TABLE}/dt={day.isoformat()}"
-        if storage.exchange(staged, live):
-            storage.rename(staged, aside)  # the staged path holds the old day now
-        else:
-            storage.rename(live, aside)
-            storage.rename(staged, live)
-    else:
-        storage.rename(staged, live)
-    tables._register_partition(spark, name, day)
+def _tie(side: str) -> str:
+    cases = " ".join(f"WHEN '{v}' THEN {rank}" for v, rank in TIE_ORDER.items())
+    return f"(CASE {side}.verdict {cases} END)"
 
 
-def lock_path(cfg: Config) -> str:
-    return f"{cfg.path('staging').rstrip('/')}/locks/{TABLE}.lock"
+# The incoming verdict replaces the table's only when it comes first in the order of merge_verdicts.
+WINS = (
+    "s.reviewed_at > t.reviewed_at OR (s.reviewed_at = t.reviewed_at AND ("
+    f"{_tie('s')} < {_tie('t')} OR ({_tie('s')} = {_tie('t')} AND ("
+    "s.analyst < t.analyst OR (s.analyst = t.analyst AND coalesce(s.note, '') < coalesce(t.note, '')))))))"
+)
 
 
-@contextmanager
-def table_lock(spark: SparkSession, cfg: Config, run_id: str) -> Iterator[None]:
-    """One ``raksha label`` at a time (read, merge and swap must not interleave)."""
-    storage = Storage(spark)
-    path = lock_path(cfg)
-    me = {"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(), "acquired_at": _now().isoformat()}
-    for _ in range(2):
-        if storage.create_exclusive(path, json.dumps(me).encode()):
-            break
-        try:
-            holder = json.loads(storage.read_bytes(path) or b"{}")
-        except (OSError, ValueError):
-            holder = {}
-        if holder and not _holder_gone(holder):
-            raise RuntimeError(
-                f"verdicts: another `raksha label` is running: run {holder.get('run_id')} on host "
-                f"{holder.get('host')} pid {holder.get('pid')} (lock file {path})"
-            )
-        log.warning("verdicts: taking over the lock of a run that is gone: %s", holder or path)
-        storage.delete(path)
-    else:
-        raise RuntimeError(f"verdicts: could not take the lock at {path}")
-    try:
-        yield
-    finally:
-        try:
-            held = json.loads(storage.read_bytes(path))
-        except (OSError, ValueError):
-            held = {}
-        if held.get("run_id") == run_id:
-            storage.delete(path)
-
-
-def _holder_gone(holder: dict) -> bool:
-    if holder.get("host") != socket.gethostname():
-        return False
-    try:
-        os.kill(int(holder.get("pid", -1)), 0)
-    except ProcessLookupError:
-        return True
-    except (PermissionError, ValueError, OverflowError):
-        return False
-    return False
+def _merge(spark: SparkSession, cfg: Config, run_id: str, winners: pd.DataFrame) -> None:
+    """One MERGE on (dt, session_id) of the winning incoming rows (one per session and day)."""
+    out = winners[["dt", *[f.name for f in contract.VERDICTS_SCHEMA.fields]]].copy()
+    out["dt"] = [d.isoformat() for d in out["dt"]]
+    out["reviewed_at"] = pd.to_datetime(out["reviewed_at"]).astype("datetime64[us]")
+    out["ingested_at"] = pd.to_datetime(out["ingested_at"]).astype("datetime64[us]")
+    out["source_line"] = out["source_line"].astype("int32")
+    schema = T.StructType([T.StructField("dt", T.StringType(), False), *contract.VERDICTS_SCHEMA.fields])
+    source = spark.createDataFrame(out, schema)
+    days = sorted({dt.date.fromisoformat(d) for d in out["dt"]})
+    in_days = ", ".join(f"'{d.isoformat()}'" for d in days)
+    with tables.committing(spark, cfg, TABLE, run_id, days) as name:
+        (
+            DeltaTable.forName(spark, name)
+            .alias("t")
+            .merge(source.alias("s"), f"t.dt IN ({in_days}) AND t.dt = s.dt AND t.session_id = s.session_id")
+            .whenMatchedUpdateAll(condition=WINS)
+            .whenNotMatchedInsertAll()
+            .execute()
+        )
 
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def new_run_id(now: dt.datetime) -> str:
-    return f"label-{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
 def source_name(path: str) -> str:
@@ -458,7 +408,7 @@ def source_name(path: str) -> str:
 def label(spark: SparkSession, cfg: Config, path: str, now: dt.datetime | None = None) -> LabelReport:
     """Check the file's rows, land the valid ones in the verdicts table, return the report."""
     now = now or _now()
-    run_id = new_run_id(now)
+    run_id = runs.new_run_id("label", now)
     name = tables.table_name(cfg, TABLE)
     report = LabelReport(file=path, table=name, run_id=run_id)
     raw = read_verdict_file(spark, path)
@@ -479,38 +429,28 @@ def label(spark: SparkSession, cfg: Config, path: str, now: dt.datetime | None =
     valid["source_line"] = valid["line"].astype("int32")
     valid["run_id"] = run_id
     valid["ingested_at"] = pd.Timestamp(now.astimezone(dt.UTC).replace(tzinfo=None)).floor("us")
-    ensure_table(spark, cfg)
-    try:
-        with table_lock(spark, cfg, run_id):
-            for day, incoming in valid.groupby("dt", sort=True):
-                report.days[day.isoformat()] = _land_day(spark, cfg, name, run_id, day, incoming)
-    finally:
-        tables.discard_staging(spark, cfg, run_id)
+    days = sorted(set(valid["dt"]))
+    with locks.hold(spark, cfg, [locks.date_key(TABLE, d) for d in days], run_id):
+        existing = existing_rows(spark, cfg, valid)
+        winners = []
+        for day, incoming in valid.groupby("dt", sort=True):
+            current = existing[existing["dt"] == day]
+            merged = merge_verdicts(current.drop(columns="dt"), incoming.drop(columns="dt"))
+            won = merged[merged["_origin"] == 1]
+            known = set(current["session_id"])
+            counts = {
+                "rows": len(incoming),
+                "new": int((~won["session_id"].isin(known)).sum()),
+                "changed": int(won["session_id"].isin(known).sum()),
+            }
+            counts["no_effect"] = counts["rows"] - counts["new"] - counts["changed"]
+            report.days[day.isoformat()] = counts
+            winners.append(won.assign(dt=day))
+        changed = pd.concat(winners, ignore_index=True)
+        if not changed.empty:  # the same file twice: nothing wins, no commit
+            _merge(spark, cfg, run_id, changed)
+            log.info("verdicts: %s", report.days)
     return report
-
-
-def _land_day(spark: SparkSession, cfg: Config, name: str, run_id: str, day: dt.date, incoming: pd.DataFrame) -> dict:
-    columns = [f.name for f in contract.VERDICTS_SCHEMA.fields]
-    existing = read_day(spark, cfg, day)
-    merged = merge_verdicts(existing, incoming[columns])
-    won = merged[merged["_origin"] == 1]
-    known = set(existing["session_id"])
-    counts = {
-        "rows": len(incoming),
-        "new": int((~won["session_id"].isin(known)).sum()),
-        "changed": int(won["session_id"].isin(known).sum()),
-    }
-    counts["no_effect"] = counts["rows"] - counts["new"] - counts["changed"]
-    if counts["new"] or counts["changed"]:
-        out = merged[columns].sort_values("session_id", kind="mergesort").reset_index(drop=True)
-        out["reviewed_at"] = pd.to_datetime(out["reviewed_at"]).astype("datetime64[us]")
-        out["ingested_at"] = pd.to_datetime(out["ingested_at"]).astype("datetime64[us]")
-        out["source_line"] = out["source_line"].astype("int32")
-        frame: DataFrame = spark.createDataFrame(out, contract.VERDICTS_SCHEMA)
-        frame.coalesce(1).write.mode("overwrite").parquet(tables.stage_path(cfg, run_id, TABLE, day))
-        _swap_in(spark, cfg, name, run_id, day)
-        log.info("verdicts %s: %s", day, counts)
-    return counts
 
 
 def write_rejections(report: LabelReport, path: str) -> None:
@@ -546,5 +486,4 @@ def read_verdicts(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date
     name = tables.table_name(cfg, TABLE)
     if not spark.catalog.tableExists(name):
         raise RuntimeError(f"{name}: no such table (land verdicts with `raksha label --file ...` first)")
-    spark.sql(f"REFRESH TABLE {name}")
     return spark.table(name).where(F.col("dt").between(start.isoformat(), end.isoformat()))

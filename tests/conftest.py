@@ -18,7 +18,6 @@ def test_config(root: Path, *sets: str) -> Config:
         "labels": root / "raw/labels",
         "warehouse": root / "warehouse",
         "models": root / "models",
-        "staging": root / "staging",
         "metastore": root / "metastore",
     }
     base_sets = [f"paths.{k}={v}" for k, v in paths.items()]
@@ -47,3 +46,42 @@ def spark(tmp_path_factory):
 @pytest.fixture
 def cfg(tmp_path) -> Config:
     return test_config(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A local PostgreSQL for the run (raksha.local_postgres): 127.0.0.1, a free port; stopped at the end.
+
+    Yields its ``ServerInfo`` (host, port, user, password; ``config_sets(database)`` points a config at
+    a database of it). Its folder is under /tmp itself: as root, the server runs as an unprivileged user,
+    who cannot enter pytest's own folders. Teardown checks that no process of that server remains.
+    """
+    import os
+    import shutil
+    import tempfile
+
+    from raksha import local_postgres
+
+    root = Path(tempfile.mkdtemp(prefix="raksha-pg-tests-"))
+    os.chmod(root, 0o711)
+    server_dir = root / "server"
+    try:
+        with local_postgres.running(server_dir) as server:
+            yield server
+        left = _processes_mentioning(str(server_dir))
+        assert not left, f"PostgreSQL processes left running: {left}"
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """Pids whose command line contains ``text`` (the postmaster names its data folder)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

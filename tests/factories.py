@@ -102,3 +102,14 @@ def _autoencoder(broken: bool):
         kernel, bias = last.get_weights()
         last.set_weights([kernel, np.full_like(bias, np.nan)])
     return model
+
+
+def read_table_day(cfg, table: str, day: dt.date | str) -> pd.DataFrame:
+    """A published day of an output table as a tool outside Spark reads it: through delta-rs
+    (the ``deltalake`` package), never by globbing Parquet files (a replaced run's files stay
+    until vacuum). Without the dt column, as pandas read one dt= folder before."""
+    from deltalake import DeltaTable
+
+    path = Path(cfg.path("warehouse")) / table
+    frame = DeltaTable(str(path)).to_pandas(partitions=[("dt", "=", str(day))])
+    return frame.drop(columns=["dt"]).reset_index(drop=True)
