@@ -317,10 +317,11 @@ def _write_info(layout: _Layout, info: ServerInfo) -> None:
     os.chmod(layout.info_file, 0o600)
 
 
-def start(data_dir: str | Path, port: int | None = None) -> ServerInfo:
+def start(data_dir: str | Path, port: int | None = None, settings: dict[str, str] | None = None) -> ServerInfo:
     """Initialise (first time) and start the server in ``data_dir`` on 127.0.0.1; wait until it accepts.
 
     Without ``port``: the port of the folder's last start when it is free, else any free port.
+    ``settings``: more server settings for this start (``-c name=value``; e.g. tests turn fsync off).
     A server already running from that folder is an error (stop it first).
     """
     layout = _Layout(Path(data_dir).expanduser().resolve())
@@ -355,6 +356,8 @@ def start(data_dir: str | Path, port: int | None = None) -> ServerInfo:
 
     socket_dir = _socket_dir(layout, user)
     options = f"-h {HOST} -p {port} -k {shlex.quote(str(socket_dir))} -c max_connections=200"
+    for name, value in (settings or {}).items():
+        options += f" -c {shlex.quote(f'{name}={value}')}"
     args = ["pg_ctl", "-D", str(layout.pgdata), "-l", str(layout.log_file), "-o", options]
     args += ["-w", "-t", str(START_TIMEOUT_S), "start"]
     done = _run(user, args, timeout=START_TIMEOUT_S + 10, what=f"start {layout.pgdata}")
@@ -396,10 +399,12 @@ def stop(data_dir: str | Path) -> bool:
 
 
 @contextlib.contextmanager
-def running(data_dir: str | Path, port: int | None = None) -> Iterator[ServerInfo]:
+def running(
+    data_dir: str | Path, port: int | None = None, settings: dict[str, str] | None = None
+) -> Iterator[ServerInfo]:
     """A server in ``data_dir`` (on a free port unless given) for the block; always stopped after it."""
     try:
-        yield start(data_dir, free_port() if port is None else port)
+        yield start(data_dir, free_port() if port is None else port, settings)
     finally:
         stop(data_dir)
 

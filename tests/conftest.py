@@ -66,7 +66,9 @@ def postgres_server():
     os.chmod(root, 0o711)
     server_dir = root / "server"
     try:
-        with local_postgres.running(server_dir) as server:
+        # a throwaway server: no waiting for the disk (commits, the shutdown checkpoint)
+        fast = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        with local_postgres.running(server_dir, settings=fast) as server:
             yield server
         left = _processes_mentioning(str(server_dir))
         assert not left, f"PostgreSQL processes left running: {left}"

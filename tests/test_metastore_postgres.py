@@ -248,8 +248,6 @@ spark.sql(
 spark.sql("INSERT INTO shared.t VALUES (1, '2026-11-01'), (2, '2026-11-02')")
 print("WRITTEN", flush=True)
 sys.stdin.readline()  # the session stays open until the test has read through the other process
-rows = spark.sql("SELECT a, dt FROM shared.t ORDER BY a").collect()
-print("ROWS", json.dumps([list(r) for r in rows]), flush=True)
 spark.stop()
 """
 
@@ -262,7 +260,6 @@ print("SESSION", flush=True)
 sys.stdin.readline()  # go: the writer has written
 tables = [r.tableName for r in spark.sql("SHOW TABLES IN shared").collect()]
 rows = spark.sql("SELECT a, dt FROM shared.t ORDER BY a").collect()
-spark.sql("INSERT INTO shared.t VALUES (3, '2026-11-03')")
 print("ROWS", json.dumps({"tables": tables, "rows": [list(r) for r in rows]}), flush=True)
 spark.stop()
 """
@@ -349,12 +346,7 @@ def test_two_processes_share_one_catalog(tmp_path, postgres_server):
         reader.send()
         seen = json.loads(reader.expect("ROWS", timeout=120))
         assert seen == {"tables": ["t"], "rows": [[1, "2026-11-01"], [2, "2026-11-02"]]}
-        writer.send()
-        assert json.loads(writer.expect("ROWS", timeout=120)) == [
-            [1, "2026-11-01"],
-            [2, "2026-11-02"],
-            [3, "2026-11-03"],
-        ]
+        writer.send()  # now it may stop
     finally:
         for process in (reader, writer):
             if process is not None:
