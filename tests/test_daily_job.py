@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from pathlib import Path
 
 import factories
 import pandas as pd
 import pytest
+from delta.tables import DeltaTable
 
 from raksha import tables
-from raksha.daily import run
+from raksha.daily import WRITTEN_TABLES, run
 
 DAY = dt.date(2026, 3, 4)
 
@@ -19,6 +21,20 @@ DAY = dt.date(2026, 3, 4)
 def _tree_digest(folder: Path) -> dict[str, str]:
     files = (p for p in sorted(folder.rglob("*")) if p.is_file())
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+def _by_session(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values("session_id").reset_index(drop=True)
+
+
+def _commits(spark, cfg, table: str) -> list[tuple[int, str | None]]:
+    """(version, run_id of its commit) for every commit of the table, oldest first."""
+    history = DeltaTable.forName(spark, tables.table_name(cfg, table)).history()
+    out = []
+    for row in history.select("version", "userMetadata").orderBy("version").collect():
+        meta = json.loads(row["userMetadata"]) if row["userMetadata"] else {}
+        out.append((int(row["version"]), meta.get("run_id")))
+    return out
 
 
 @pytest.fixture
@@ -49,9 +65,10 @@ def test_every_session_scored_once_and_rerun_replaces_the_day(spark, cfg, day_in
         scored[columns].sort_values("session_id").reset_index(drop=True),
         again[columns].sort_values("session_id").reset_index(drop=True),
     )
-    # files under the day's folder are exactly the published rows (what DuckDB or pyarrow would read)
-    direct = pd.read_parquet(Path(cfg.path("warehouse")) / "scored_sessions" / f"dt={DAY}")
+    # a reader outside Spark (delta-rs) sees exactly the published rows: the rerun's, not the replaced run's
+    direct = factories.read_table_day(cfg, "scored_sessions", DAY)
     assert len(direct) == 300 and direct["session_id"].is_unique
+    assert (direct["run_id"] == second.run_id).all()
     # run_log keeps one row per run
     runs = spark.table(tables.table_name(cfg, "run_log")).where(f"dt = '{DAY}'").collect()
     assert sorted(r["run_id"] for r in runs) == sorted([first.run_id, second.run_id])
@@ -64,11 +81,30 @@ def test_rerun_leaves_other_dates_untouched(spark, cfg, day_input):
     factories.write_partition(sessions, cfg.path("sessions"), other)
     factories.write_partition(factories.actions_frame(sessions), cfg.path("actions"), other)
     run(spark, cfg, other)
+    # a replaceWhere commit for DAY never adds or removes a file of another date: its files stay as they were
     other_folder = Path(cfg.path("warehouse")) / "scored_sessions" / f"dt={other}"
     before = _tree_digest(other_folder)
-    run(spark, cfg, DAY)
-    run(spark, cfg, DAY)
+    other_rows = _by_session(factories.read_table_day(cfg, "scored_sessions", other))
+    first = run(spark, cfg, DAY)
+    rows = factories.read_table_day(cfg, "scored_sessions", DAY)
+    history = {t: _commits(spark, cfg, t) for t in WRITTEN_TABLES}
+    second = run(spark, cfg, DAY)
     assert _tree_digest(other_folder) == before
+    pd.testing.assert_frame_equal(_by_session(factories.read_table_day(cfg, "scored_sessions", other)), other_rows)
+    # the rerun replaced DAY with the same rows, by exactly one new version of each table, tagged with its run
+    again = factories.read_table_day(cfg, "scored_sessions", DAY)
+    assert (rows["run_id"] == first.run_id).all() and (again["run_id"] == second.run_id).all()
+    columns = ["session_id", "ae_error", "risk_score", "decision", "dq_flags"]
+    pd.testing.assert_frame_equal(_by_session(again)[columns], _by_session(rows)[columns])
+    assert second.counts["sessions_quarantined"] == 0 and second.counts["review_cases"] > 0
+    for table in WRITTEN_TABLES:
+        after = _commits(spark, cfg, table)
+        if table == "quarantine":  # an empty day replacing an empty day: Delta makes no commit
+            assert after == history[table] and second.versions[table] == after[-1][0], table
+            continue
+        assert after[:-1] == history[table] and after[-1] == (history[table][-1][0] + 1, second.run_id), table
+        if table in second.versions:
+            assert second.versions[table] == after[-1][0]
     counts = spark.sql(f"select dt, count(*) n from {tables.table_name(cfg, 'scored_sessions')} group by dt").collect()
     assert {r["dt"]: r["n"] for r in counts} == {str(other): 40, str(DAY): 300}
 
