@@ -11,7 +11,7 @@ without any restart. Actions:
 
 Points: ``score_behavior`` and ``score_sequences`` (in the UDFs, per partition),
 ``before_publish`` (driver, once the day is scored and audited, before the first commit), and
-``write_{table}`` (in the tasks that write a table's files, after the first batch, before the
+``write_{table}`` (in the task of partition 0 among those writing a table's files, before the
 table's commit: ``raksha.tables.publish_days``).
 """
 
@@ -62,16 +62,18 @@ def armed(name: str) -> bool:
 
 
 def in_tasks(frame, name: str):
-    """``frame`` unchanged, or, when ``name`` is armed, passed through tasks that hit it after their
-    first batch (so a fault lands while the frame is being written). Costs nothing when not armed."""
+    """``frame`` unchanged, or, when ``name`` is armed, passed through tasks of which the one of
+    partition 0 hits it before its first row (so a fault lands while the other tasks write their
+    files). Costs nothing when not armed."""
     if not armed(name):
         return frame
 
     def passing(batches):
-        for i, batch in enumerate(batches):
-            yield batch
-            if i == 0:
-                hit_in_task(name)
+        from pyspark import TaskContext
+
+        if TaskContext.get().partitionId() == 0:
+            hit_in_task(name)
+        yield from batches
 
     return frame.mapInArrow(passing, frame.schema)
 

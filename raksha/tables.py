@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -87,20 +88,38 @@ def exists(spark: SparkSession, cfg: Config, table: str) -> bool:
     return bool(spark.catalog.tableExists(table_name(cfg, table)))
 
 
+_ENSURED: set[tuple[str, str, str]] = set()  # (application, table name, location) checked in this process
+
+
 def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
     """Create ``{database}.{table}`` as a Delta table at its warehouse folder, with its constraints.
 
-    Creating a table or adding a constraint is a commit: call it holding the table's commit lock.
+    A new table gets its properties and constraints in its one CREATE commit; a table whose folder
+    holds a Delta table already (the catalog is new, or lost it) is registered as it is, and any
+    constraint it lacks is added. Each is a commit: call it holding the table's commit lock.
     """
     name = table_name(cfg, table)
     location = table_location(cfg, table)
-    keep = f"interval {max(MIN_FILE_RETENTION_DAYS, int(-(-retention_days(cfg) // 1)))} days"
+    key = (spark.sparkContext.applicationId, name, location)
+    if key in _ENSURED:
+        return name
+    constraints = contract.TABLE_CONSTRAINTS.get(table, {})
     spark.sql(f"CREATE DATABASE IF NOT EXISTS `{cfg.get('catalog.database')}`")
-    spark.sql(
-        f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(contract.OUTPUT_SCHEMAS[table])}) USING delta "
-        f"PARTITIONED BY (dt) LOCATION '{location}' TBLPROPERTIES ("
-        f"'delta.enableDeletionVectors' = 'false', 'delta.deletedFileRetentionDuration' = '{keep}')"
-    )
+    if not spark.catalog.tableExists(name):
+        if DeltaTable.isDeltaTable(spark, location):
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION '{location}'")
+        else:
+            keep = max(MIN_FILE_RETENTION_DAYS, math.ceil(retention_days(cfg)))
+            properties = {
+                "delta.enableDeletionVectors": "false",
+                "delta.deletedFileRetentionDuration": f"interval {keep} days",
+                **{f"delta.constraints.{c}": expression for c, expression in constraints.items()},
+            }
+            listed = ", ".join(f"'{k}' = '{v.replace(chr(39), chr(92) + chr(39))}'" for k, v in properties.items())
+            spark.sql(
+                f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(contract.OUTPUT_SCHEMAS[table])}) USING delta "
+                f"PARTITIONED BY (dt) LOCATION '{location}' TBLPROPERTIES ({listed})"
+            )
     described = {r["col_name"]: r["data_type"] for r in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()}
     if _normalize(described.get("Location", "")) != _normalize(location):
         raise CatalogError(
@@ -111,10 +130,11 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
             f"table {name} is a {described.get('Provider')} table, not Delta (written by an older raksha): "
             f'convert it once with `raksha sql "CONVERT TO DELTA {name}"`'
         )
-    properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
-    for constraint, expression in contract.TABLE_CONSTRAINTS.get(table, {}).items():
-        if f"delta.constraints.{constraint}" not in properties:
+    present = {r["key"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    for constraint, expression in constraints.items():
+        if f"delta.constraints.{constraint}" not in present:
             spark.sql(f"ALTER TABLE {name} ADD CONSTRAINT {constraint} CHECK ({expression})")
+    _ENSURED.add(key)
     return name
 
 

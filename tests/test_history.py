@@ -1,0 +1,219 @@
+"""History, restore and vacuum of published days (Delta time travel), readers without Spark, locks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import socket
+import threading
+import time
+from pathlib import Path
+
+import factories
+import pandas as pd
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import functions as F
+
+from raksha import contract, locks, tables
+from raksha.daily import run
+from raksha.history import RestoreError, history, restore, vacuum
+
+DAY = dt.date(2026, 5, 6)
+NIGHTLY = ("scored_sessions", "review_queue", "quarantine")
+
+
+def _write_day(cfg, day: dt.date, n: int, seed: int) -> None:
+    sessions = factories.sessions_frame(day, n, seed=seed)
+    sessions.loc[0, "touch_pressure"] = 7.0  # out of range: one quarantined row, so every table has rows
+    factories.write_partition(sessions, cfg.path("sessions"), day)
+    factories.write_partition(factories.actions_frame(sessions, seed=seed), cfg.path("actions"), day)
+
+
+def _rows(cfg, table: str) -> pd.DataFrame:
+    """The published day as delta-rs reads it, in a stable order, nested values made comparable."""
+    frame = factories.read_table_day(cfg, table, DAY)
+    frame = frame.map(lambda v: repr(v.tolist()) if hasattr(v, "tolist") else v)
+    return frame.sort_values(["session_id", *frame.columns[:1]]).reset_index(drop=True)
+
+
+@pytest.fixture
+def scored(cfg):
+    _write_day(cfg, DAY, 60, seed=5)
+    factories.write_untrained_models(cfg.path("models"))
+    return cfg
+
+
+def test_restore_republishes_exactly_what_an_earlier_run_wrote(spark, scored):
+    first = run(spark, scored, DAY)
+    taken = {t: _rows(scored, t) for t in NIGHTLY}  # a copy taken at the time
+    # the input changes: the second run publishes other rows
+    _write_day(scored, DAY, 40, seed=9)
+    second = run(spark, scored, DAY)
+    assert len(_rows(scored, "scored_sessions")) == 39 != len(taken["scored_sessions"])
+
+    runs = {r.run_id: r for r in history(spark, scored, DAY)}
+    assert list(runs) == [first.run_id, second.run_id]
+    assert runs[first.run_id].status == runs[second.run_id].status == "SUCCEEDED"
+    assert runs[first.run_id].versions["scored_sessions"] < runs[second.run_id].versions["scored_sessions"]
+    assert runs[first.run_id].rows["scored_sessions"] == 59
+
+    restored = restore(spark, scored, DAY, first.run_id)
+    for table in NIGHTLY:
+        pd.testing.assert_frame_equal(_rows(scored, table), taken[table])
+        assert restored.versions[table] > runs[second.run_id].versions[table]  # a new commit, not a rewind
+    logged = spark.table(tables.table_name(scored, "run_log")).where(f"run_id = '{restored.run_id}'").first()
+    assert logged["status"] == "RESTORED" and first.run_id in logged["message"]
+    assert logged["table_versions"]["scored_sessions"] == restored.versions["scored_sessions"]
+    after = {r.run_id: r for r in history(spark, scored, DAY)}
+    assert after[restored.run_id].restored_from == first.run_id
+
+    with pytest.raises(RestoreError, match="wrote nothing on this date"):
+        restore(spark, scored, DAY, "score-19990101T000000Z-000000")
+
+
+def test_deltalake_readers_see_exactly_the_rows_spark_sql_sees_after_a_rerun(spark, scored):
+    run(spark, scored, DAY)
+    second = run(spark, scored, DAY)
+    name = tables.table_name(scored, "scored_sessions")
+    through_spark = spark.sql(f"select session_id, run_id, risk_score from {name} where dt = '{DAY}'").toPandas()
+    through_rs = factories.read_table_day(scored, "scored_sessions", DAY)[["session_id", "run_id", "risk_score"]]
+    key = ["session_id"]
+    pd.testing.assert_frame_equal(
+        through_spark.sort_values(key).reset_index(drop=True), through_rs.sort_values(key).reset_index(drop=True)
+    )
+    assert set(through_rs["run_id"]) == {second.run_id}  # no row of the replaced run
+    # the replaced run's files are still on disk (until vacuum): a Parquet glob would see both runs
+    files = list((Path(scored.path("warehouse")) / "scored_sessions" / f"dt={DAY}").glob("*.parquet"))
+    assert len(pd.concat(pd.read_parquet(f) for f in files)) == 2 * len(through_rs)
+
+
+def test_vacuum_keeps_runs_inside_the_retention_and_removes_older_files(spark, scored):
+    first = run(spark, scored, DAY)
+    second = run(spark, scored, DAY)
+    time.sleep(3)
+    third = run(spark, scored, DAY)
+    commits = {c["run_id"]: c["timestamp"] for c in tables.commits(spark, scored, "scored_sessions")}
+    second_replaced = commits[third.run_id]  # when the second run's files left the table
+    first_replaced = commits[second.run_id]
+    now = dt.datetime.now()
+    # a retention that reaches back past the third run's commit, not to the second's
+    keep = (now - second_replaced) + (second_replaced - first_replaced) / 2
+    cfg = scored.with_overrides([f"publish.retention_days={keep.total_seconds() / 86400}"])
+    folder = Path(scored.path("warehouse")) / "scored_sessions" / f"dt={DAY}"
+    files_before = set(folder.glob("*.parquet"))
+
+    report = vacuum(spark, cfg)
+
+    removed = {Path(p.removeprefix("file:")) for p in report.removed["scored_sessions"]}
+    assert removed and removed < files_before
+    assert set(folder.glob("*.parquet")) == files_before - removed
+    with pytest.raises(RestoreError, match="removed by vacuum"):
+        restore(spark, cfg, DAY, first.run_id)
+    restore(spark, cfg, DAY, second.run_id)  # inside the retention: still restorable
+    assert set(factories.read_table_day(cfg, "scored_sessions", DAY)["run_id"]) == {second.run_id}
+    # and with the default retention (7 days) nothing more is removed
+    assert sum(len(f) for f in vacuum(spark, scored).removed.values()) == 0
+
+
+def _dead_pid() -> int:
+    process = multiprocessing.get_context("spawn").Process(target=int)
+    process.start()
+    process.join()
+    return process.pid
+
+
+def test_two_runs_taking_over_a_dead_holders_lock_race_and_exactly_one_wins(spark, cfg):
+    key = locks.date_key("scored_sessions", DAY)
+    folder = locks.lock_folder(cfg, key)
+    Path(folder).mkdir(parents=True)
+    dead = {"run_id": "score-dead", "host": socket.gethostname(), "pid": _dead_pid(), "acquired_at": "then"}
+    Path(folder, f"{1:012d}.json").write_text(json.dumps(dead))
+
+    outcomes: dict[str, str] = {}
+    barrier = threading.Barrier(4)
+    held = threading.Event()
+    release = threading.Event()
+
+    def contender(name: str) -> None:
+        barrier.wait()
+        try:
+            with locks.hold(spark, cfg, [key], name):
+                outcomes[name] = "won"
+                held.set()
+                release.wait(30)
+        except locks.LockHeldError as exc:
+            outcomes[name] = str(exc)
+
+    threads = [threading.Thread(target=contender, args=(f"score-c{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    assert held.wait(60)
+    time.sleep(1)
+    release.set()
+    for t in threads:
+        t.join(60)
+    winners = [n for n, o in outcomes.items() if o == "won"]
+    assert len(winners) == 1, outcomes
+    assert all(f"run {winners[0]}" in o for n, o in outcomes.items() if n not in winners)
+
+
+def test_a_lock_held_on_another_host_is_never_taken_over(spark, cfg):
+    key = locks.date_key("verdicts", DAY)
+    folder = Path(locks.lock_folder(cfg, key))
+    folder.mkdir(parents=True)
+    other = {"run_id": "label-elsewhere", "host": "another-host", "pid": 1, "acquired_at": "then"}
+    (folder / f"{7:012d}.json").write_text(json.dumps(other))
+    with pytest.raises(locks.LockHeldError, match=rf"run label-elsewhere on host another-host .*remove {folder}"):
+        with locks.hold(spark, cfg, [key], "label-here"):
+            pass
+    assert [p.name for p in folder.iterdir()] == [f"{7:012d}.json"]
+
+
+def test_a_commit_waits_for_another_writer_of_the_table_then_commits(spark, cfg):
+    key = locks.commit_key("run_log")
+    taken = threading.Event()
+    done = threading.Event()
+
+    def other_writer() -> None:
+        with locks.hold(spark, cfg, [key], "score-other"):
+            taken.set()
+            time.sleep(2)
+        done.set()
+
+    thread = threading.Thread(target=other_writer)
+    thread.start()
+    assert taken.wait(30)
+    started = time.monotonic()
+    with locks.hold(spark, cfg, [key], "score-me", wait_s=60):
+        assert done.is_set()  # it got the lock only once the other writer let go
+    assert time.monotonic() - started >= 1
+    thread.join()
+    with locks.hold(spark, cfg, [key], "score-holder"):
+        with pytest.raises(locks.LockHeldError, match="run score-holder"):
+            with locks.hold(spark, cfg, [key], "score-impatient", wait_s=0.5):
+                pass
+
+
+def test_delta_constraints_refuse_rows_that_break_the_contract(spark, cfg):
+    name = tables.ensure_table(spark, cfg, "run_log")
+    properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    assert "status IN" in properties["delta.constraints.status_known"]
+    assert properties["delta.enableDeletionVectors"] == "false"
+    scored = tables.ensure_table(spark, cfg, "scored_sessions")
+    constraints = {r["key"] for r in spark.sql(f"SHOW TBLPROPERTIES {scored}").collect()}
+    assert {"delta.constraints.risk_score_range", "delta.constraints.decision_known"} <= constraints
+    now = dt.datetime(2026, 5, 6, 1, 0)
+    row = {
+        "run_id": "score-x", "status": "MAYBE", "message": None, "started_at": now, "finished_at": now,
+        "duration_s": 0.0, "counts": {}, "decisions": {}, "ae_model_version": None, "seq_model_version": None,
+        "model_checksums": {}, "ae_threshold": None, "model_loads": {}, "timings_s": {}, "table_versions": {},
+        "config_hash": "h", "code_version": "v", "spark_master": "local",
+    }  # fmt: skip
+    bad = spark.createDataFrame([row], contract.RUN_LOG_SCHEMA)
+    with pytest.raises(Exception, match="status_known"):
+        tables.append_day(spark, cfg, "run_log", bad, DAY, "score-x")
+    assert DeltaTable.forName(spark, name).toDF().count() == 0
+    tables.append_day(spark, cfg, "run_log", bad.withColumn("status", F.lit("FAILED")), DAY, "score-x")
+    assert DeltaTable.forName(spark, name).toDF().count() == 1
