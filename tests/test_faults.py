@@ -1,7 +1,8 @@
 """Injected faults (issue: nothing lost, nothing let in): retries, failures, kills, reruns, locks.
 
 Faults are armed through raksha.failpoints (RAKSHA_FAILPOINTS), which the job hands to its
-tasks as a Spark local property; nothing is mocked.
+tasks as a Spark local property; nothing is mocked. Published days are read as readers do:
+through Spark SQL and through delta-rs (``factories.read_table_day``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import factories
 import pandas as pd
 import pytest
 from conftest import test_config as config_under
+from delta.tables import DeltaTable
 
 from raksha import failpoints, locks, tables
 from raksha.daily import run
@@ -36,8 +38,8 @@ def _write_day(cfg, day: dt.date, n: int, seed: int) -> None:
 
 
 def _day(cfg, table: str, day: dt.date = DAY) -> pd.DataFrame:
-    """The day's published rows as any Parquet reader sees them, without per-run columns."""
-    frame = pd.read_parquet(Path(cfg.path("warehouse")) / table / f"dt={day}")
+    """The day's published rows as a reader outside Spark sees them (delta-rs), without per-run columns."""
+    frame = factories.read_table_day(cfg, table, day)
     frame = frame.drop(columns=[c for c in VOLATILE if c in frame.columns])
     frame = frame.map(lambda v: repr(v.tolist()) if hasattr(v, "tolist") else v)  # arrays of structs
     return frame.sort_values(list(frame.columns[:2])).reset_index(drop=True)
@@ -57,7 +59,7 @@ def _cli_env(points: str) -> dict[str, str]:
 
 def _cli_sets(cfg, master: str) -> list[str]:
     out = []
-    for key in ("sessions", "actions", "labels", "warehouse", "models", "metastore", "staging"):
+    for key in ("sessions", "actions", "labels", "warehouse", "models", "metastore"):
         out += ["--set", f"paths.{key}={cfg.path(key)}"]
     same_batches = [  # as the shared test session: float32 results depend on how rows are batched
         "spark.conf.spark.sql.shuffle.partitions=4",
@@ -115,45 +117,75 @@ def test_a_task_that_always_fails_changes_nothing_published(spark, inputs, monke
     assert spark.sql(f"select count(*) n from {name} where dt = '{DAY}'").first()["n"] == rows_before
     statuses = [r["status"] for r in spark.table(tables.table_name(inputs, "run_log")).collect()]
     assert sorted(statuses) == ["FAILED", "SUCCEEDED"]
-    assert not list((Path(inputs.path("staging"))).glob(f"{DAY:%Y%m%d}-*"))  # its staging is gone
+    assert _held_locks(inputs) == []  # the failed run released its date
 
 
-def test_killed_run_keeps_the_previous_day_readable_and_blocks_a_second_run_meanwhile(spark, inputs, clean, tmp_path):
-    run(spark, inputs, DAY)
+def _held_locks(cfg) -> list[str]:
+    """Lock entries that name a holder (not a release): none once every run has ended."""
+    root = Path(cfg.path("warehouse")) / "_locks"
+    return [str(p) for p in root.rglob("*.json") if '"released"' not in p.read_text()]
+
+
+def _held_in(folder: Path) -> bool:
+    return any('"released"' not in p.read_text() for p in folder.glob("*.json"))
+
+
+def _versions(spark, cfg) -> dict[str, int]:
+    return {
+        t: DeltaTable.forName(spark, tables.table_name(cfg, t)).history(1).first()["version"]
+        for t in ("scored_sessions", "review_queue", "quarantine", "run_log")
+    }
+
+
+def _spark_day(spark, cfg, day: dt.date = DAY):
+    name = tables.table_name(cfg, "scored_sessions")
+    return spark.sql(f"select count(*) n, count(distinct run_id) runs from {name} where dt = '{day}'").first()
+
+
+def test_run_killed_while_committing_scored_sessions_leaves_the_previous_day_whole(spark, inputs, clean, tmp_path):
+    first = run(spark, inputs, DAY)
     previous = _day(inputs, "scored_sessions")
+    folder = Path(inputs.path("warehouse")) / "scored_sessions" / f"dt={DAY}"
+    files_before = set(folder.glob("*.parquet"))
     job = subprocess.Popen(
         [str(BIN / "raksha"), "score", "--date", DAY.isoformat(), *_cli_sets(inputs, "local[2]")],
         cwd=tmp_path,
-        env=_cli_env("after_stage=sleep:300"),
+        env=_cli_env("write_scored_sessions=sleep:300"),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         start_new_session=True,
     )
     try:
-        staging = Path(inputs.path("staging"))
         deadline = time.monotonic() + 400
-        while not list(staging.glob(f"{DAY:%Y%m%d}-*/quarantine/dt={DAY}/_SUCCESS")):
+        committing = Path(locks.lock_folder(inputs, locks.commit_key("scored_sessions")))
+        # the job is inside scored_sessions' commit: it holds the table's commit lock, the other
+        # tasks have written their data files, the commit has not happened
+        while not (set(folder.glob("*.parquet")) - files_before and _held_in(committing)):
             assert job.poll() is None, job.stderr.read().decode()[-3000:]
-            assert time.monotonic() < deadline, "the job never staged its output"
+            assert time.monotonic() < deadline, "the job never started writing scored_sessions"
             time.sleep(1)
-        # output has landed in staging; readers of the table still see the previous day, whole
+        # readers still see the previous day, whole: Spark SQL and delta-rs
         pd.testing.assert_frame_equal(_day(inputs, "scored_sessions"), previous)
+        assert (_spark_day(spark, inputs)["n"], _spark_day(spark, inputs)["runs"]) == (200, 1)
         # a second run of the same date is refused, naming the holder
-        holder = locks.lock_path(inputs, DAY)
-        refusal = rf"another run holds this date: run {DAY:%Y%m%d}-.* pid {job.pid}"
-        with pytest.raises(locks.DateLockedError, match=refusal):
+        refusal = rf"another run holds it: run score-.* pid {job.pid}"
+        with pytest.raises(locks.LockHeldError, match=refusal):
             run(spark, inputs, DAY)
-        assert Path(holder).exists()
     finally:
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(60)
+    # killed during the commit: the day is still the first run's, for every reader
     pd.testing.assert_frame_equal(_day(inputs, "scored_sessions"), previous)
-    # the dead run's lock and staging are taken over; the rerun equals a clean run
+    name = tables.table_name(inputs, "scored_sessions")
+    assert {r["run_id"] for r in spark.sql(f"select distinct run_id from {name} where dt = '{DAY}'").collect()} == {
+        first.run_id
+    }
+    # the next run takes over the dead run's locks and equals a clean run
     rerun = run(spark, inputs, DAY)
     assert rerun.counts["sessions_read"] == 200
     for table in ("scored_sessions", "review_queue", "quarantine"):
         pd.testing.assert_frame_equal(_day(inputs, table), _day(clean, table))
-    assert [p.name for p in Path(inputs.path("staging")).iterdir() if p.name.startswith(f"{DAY:%Y%m%d}")] == []
+    assert _held_locks(inputs) == []
 
 
 def test_three_runs_give_identical_days_and_leave_neighbours_byte_for_byte(spark, inputs):
@@ -165,7 +197,11 @@ def test_three_runs_give_identical_days_and_leave_neighbours_byte_for_byte(spark
     before = {(t, d): _digest(warehouse / t / f"dt={d}") for t in ("scored_sessions", "quarantine") for d in neighbours}
     contents = []
     for _ in range(3):
+        versions = _versions(spark, inputs) if contents else None
         run(spark, inputs, DAY)
+        if versions is not None:  # one new version of each table per rerun (run_log: its row)
+            unchanged = {"quarantine"} if _day(inputs, "quarantine").empty else set()  # empty -> empty: no commit
+            assert _versions(spark, inputs) == {t: v + (t not in unchanged) for t, v in versions.items()}
         scored = _day(inputs, "scored_sessions")
         assert scored["session_id"].is_unique and len(scored) == 200
         contents.append((scored, _day(inputs, "review_queue")))
@@ -176,13 +212,3 @@ def test_three_runs_give_identical_days_and_leave_neighbours_byte_for_byte(spark
     counts = spark.sql(f"select dt, count(*) n from {tables.table_name(inputs, 'scored_sessions')} group by dt")
     expected = {str(neighbours[0]): 30, str(DAY): 200, str(neighbours[1]): 30}
     assert {r["dt"]: r["n"] for r in counts.collect()} == expected
-
-
-def test_superseded_days_are_kept_for_rollback_then_pruned(spark, inputs):
-    first = run(spark, inputs, DAY)
-    second = run(spark, inputs, DAY)
-    kept = Path(inputs.path("staging")) / "superseded" / second.run_id / "scored_sessions" / f"dt={DAY}"
-    assert set(pd.read_parquet(kept)["run_id"]) == {first.run_id}  # the day the second run replaced
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=8)
-    assert second.run_id in tables.prune_superseded(spark, inputs, later)
-    assert not kept.exists()
