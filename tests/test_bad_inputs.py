@@ -15,9 +15,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import test_config as config_under
+from deltalake import DeltaTable
 
 from raksha import inputs, tables
-from raksha.daily import EMPTY_DAY_MESSAGE, run
+from raksha.daily import EMPTY_DAY_MESSAGE, PUBLISHED_TABLES, run
 
 DAY = dt.date(2026, 8, 12)
 
@@ -73,8 +74,8 @@ def bad_day(spark, tmp_path_factory):
     factories.write_partition(actions, cfg.path("actions"), DAY)
     factories.write_untrained_models(cfg.path("models"))
     result = run(spark, cfg, DAY)
-    quarantine = pd.read_parquet(Path(cfg.path("warehouse")) / "quarantine" / f"dt={DAY}")
-    scored = pd.read_parquet(Path(cfg.path("warehouse")) / "scored_sessions" / f"dt={DAY}")
+    quarantine = factories.read_table_day(cfg, "quarantine", DAY)
+    scored = factories.read_table_day(cfg, "scored_sessions", DAY)
     return result, quarantine, scored, sessions
 
 
@@ -129,8 +130,17 @@ def published(spark, cfg):
     factories.write_partition(factories.actions_frame(sessions), cfg.path("actions"), DAY)
     factories.write_untrained_models(cfg.path("models"))
     run(spark, cfg, DAY)
-    folder = Path(cfg.path("warehouse")) / "scored_sessions" / f"dt={DAY}"
-    return sessions, sorted(p.name for p in folder.iterdir())
+    return sessions, _snapshot(cfg)
+
+
+def _snapshot(cfg) -> dict[str, tuple[int, pd.DataFrame]]:
+    """Each published table's current Delta version and its rows of DAY."""
+    out = {}
+    for table in PUBLISHED_TABLES:
+        version = DeltaTable(str(Path(cfg.path("warehouse")) / table)).version()
+        rows = factories.read_table_day(cfg, table, DAY)
+        out[table] = (version, rows.sort_values("session_id").reset_index(drop=True))
+    return out
 
 
 def _replace_sessions(cfg, frame: pd.DataFrame | None, raw: bytes | None = None) -> Path:
@@ -144,9 +154,12 @@ def _replace_sessions(cfg, frame: pd.DataFrame | None, raw: bytes | None = None)
     return factories.write_partition(frame, cfg.path("sessions"), DAY)
 
 
-def _unchanged(cfg, files_before: list[str]) -> None:
-    folder = Path(cfg.path("warehouse")) / "scored_sessions" / f"dt={DAY}"
-    assert sorted(p.name for p in folder.iterdir()) == files_before
+def _unchanged(cfg, before: dict[str, tuple[int, pd.DataFrame]]) -> None:
+    """No table got a new version and the published day holds the same rows."""
+    after = _snapshot(cfg)
+    for table, (version, rows) in before.items():
+        assert after[table][0] == version, table
+        pd.testing.assert_frame_equal(after[table][1], rows)
 
 
 def test_missing_required_column_fails_naming_dataset_date_file_and_column(spark, cfg, published):
@@ -202,7 +215,7 @@ def test_empty_day_succeeds_with_zero_rows_replacing_the_previous_day(spark, cfg
     assert result.counts["sessions_read"] == 0 == result.counts["sessions_scored"]
     name = tables.table_name(cfg, "scored_sessions")
     assert spark.sql(f"select count(*) n from {name} where dt = '{DAY}'").first()["n"] == 0
-    assert len(pd.read_parquet(Path(cfg.path("warehouse")) / "scored_sessions" / f"dt={DAY}")) == 0
+    assert len(factories.read_table_day(cfg, "scored_sessions", DAY)) == 0
     log = spark.table(tables.table_name(cfg, "run_log")).where(f"run_id = '{result.run_id}'").first()
     assert log["status"] == "SUCCEEDED" and log["message"] == EMPTY_DAY_MESSAGE
 
@@ -216,6 +229,6 @@ def test_nan_model_output_is_quarantined_never_written_as_a_score(spark, tmp_pat
     result = run(spark, cfg, DAY)
     assert result.counts["sessions_read"] == 15 == result.counts["sessions_quarantined"]
     assert result.counts["sessions_scored"] == 0
-    quarantine = pd.read_parquet(Path(cfg.path("warehouse")) / "quarantine" / f"dt={DAY}")
+    quarantine = factories.read_table_day(cfg, "quarantine", DAY)
     assert set(quarantine["reason"]) == {"MODEL_OUTPUT_NOT_A_NUMBER:ae_error"}
-    assert len(pd.read_parquet(Path(cfg.path("warehouse")) / "scored_sessions" / f"dt={DAY}")) == 0
+    assert len(factories.read_table_day(cfg, "scored_sessions", DAY)) == 0
