@@ -198,8 +198,8 @@ def vacuum(spark: SparkSession, cfg: Config) -> VacuumReport:
     if days < 0:
         raise ValueError(f"publish.retention_days must be >= 0, got {days}")
     run_id = runs.new_run_id("vacuum")
-    report = VacuumReport(run_id, days, dt.datetime.now(dt.UTC) - dt.timedelta(days=days))
-    hours = days * 24.0
+    hours = round(days * 24.0)  # Delta counts the retention in whole hours
+    report = VacuumReport(run_id, days, dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours))
     storage = Storage(spark)
     previous = spark.conf.get(RETENTION_CHECK_CONF, "true")
     if days < tables.MIN_FILE_RETENTION_DAYS:
@@ -209,17 +209,14 @@ def vacuum(spark: SparkSession, cfg: Config) -> VacuumReport:
         for table in contract.OUTPUT_SCHEMAS:
             if not tables.exists(spark, cfg, table):
                 continue
+            location = tables.table_location(cfg, table)
             with tables.committing(spark, cfg, table, run_id, []) as name:
-                doomed = [r[0] for r in spark.sql(f"VACUUM {name} RETAIN {hours} HOURS DRY RUN").collect()]
-                sizes = 0
-                for path in doomed:
-                    try:
-                        sizes += int(storage.file_size(path))
-                    except Exception:  # noqa: BLE001 - gone already
-                        pass
+                before = storage.list_tree(location)
                 DeltaTable.forName(spark, name).vacuum(hours)
-            report.removed[table] = sorted(doomed)
-            report.removed_bytes[table] = sizes
+                after = storage.list_tree(location)
+            doomed = sorted(set(before) - set(after))
+            report.removed[table] = doomed
+            report.removed_bytes[table] = sum(before[p] for p in doomed)
             log.info("vacuum %s: %s: %d files removed", run_id, name, len(doomed))
     finally:
         spark.conf.set(RETENTION_CHECK_CONF, previous)

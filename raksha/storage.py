@@ -105,6 +105,20 @@ class Storage:
                 names.append(status.getPath().toString())
         return sorted(names)
 
+    def list_tree(self, path: str) -> dict[str, int]:
+        """Every file below ``path`` outside hidden folders (``_delta_log``, ``_locks``...): path -> bytes."""
+        fs = self._fs(path)
+        if not fs.exists(self._path(path)):
+            return {}
+        out = {}
+        found = fs.listFiles(self._path(path), True)
+        while found.hasNext():
+            status = found.next()
+            relative = status.getPath().toString()[len(self._path(path).toString()) :]
+            if not any(part.startswith(("_", ".")) for part in relative.split("/") if part):
+                out[status.getPath().toString()] = int(status.getLen())
+        return out
+
     def list_dirs(self, path: str) -> list[str]:
         fs = self._fs(path)
         if not fs.exists(self._path(path)):

@@ -92,29 +92,26 @@ def test_deltalake_readers_see_exactly_the_rows_spark_sql_sees_after_a_rerun(spa
 def test_vacuum_keeps_runs_inside_the_retention_and_removes_older_files(spark, scored):
     first = run(spark, scored, DAY)
     second = run(spark, scored, DAY)
-    time.sleep(3)
-    third = run(spark, scored, DAY)
-    commits = {c["run_id"]: c["timestamp"] for c in tables.commits(spark, scored, "scored_sessions")}
-    second_replaced = commits[third.run_id]  # when the second run's files left the table
-    first_replaced = commits[second.run_id]
-    now = dt.datetime.now()
-    # a retention that reaches back past the third run's commit, not to the second's
-    keep = (now - second_replaced) + (second_replaced - first_replaced) / 2
-    cfg = scored.with_overrides([f"publish.retention_days={keep.total_seconds() / 86400}"])
     folder = Path(scored.path("warehouse")) / "scored_sessions" / f"dt={DAY}"
     files_before = set(folder.glob("*.parquet"))
 
-    report = vacuum(spark, cfg)
+    # the default retention (7 days): the first run's files, replaced minutes ago, all stay
+    report = vacuum(spark, scored)
+    assert sum(len(f) for f in report.removed.values()) == 0
+    assert set(folder.glob("*.parquet")) == files_before
+    restore(spark, scored, DAY, first.run_id)  # still restorable
+    assert set(factories.read_table_day(scored, "scored_sessions", DAY)["run_id"]) == {first.run_id}
 
+    # a retention of 0 (Delta counts it in whole hours): every replaced run's files go, and they are
+    # named; the published day stays whole
+    report = vacuum(spark, scored.with_overrides(["publish.retention_days=0"]))
     removed = {Path(p.removeprefix("file:")) for p in report.removed["scored_sessions"]}
-    assert removed and removed < files_before
-    assert set(folder.glob("*.parquet")) == files_before - removed
+    assert removed == files_before  # both runs' files: the restore wrote the day anew
+    assert folder.glob("*.parquet") and not removed & set(folder.glob("*.parquet"))
     with pytest.raises(RestoreError, match="removed by vacuum"):
-        restore(spark, cfg, DAY, first.run_id)
-    restore(spark, cfg, DAY, second.run_id)  # inside the retention: still restorable
-    assert set(factories.read_table_day(cfg, "scored_sessions", DAY)["run_id"]) == {second.run_id}
-    # and with the default retention (7 days) nothing more is removed
-    assert sum(len(f) for f in vacuum(spark, scored).removed.values()) == 0
+        restore(spark, scored, DAY, second.run_id)
+    assert set(factories.read_table_day(scored, "scored_sessions", DAY)["run_id"]) == {first.run_id}
+    assert len(factories.read_table_day(scored, "scored_sessions", DAY)) == 59
 
 
 def _dead_pid() -> int:
