@@ -107,7 +107,7 @@ def test_vacuum_keeps_runs_inside_the_retention_and_removes_older_files(spark, s
     report = vacuum(spark, scored.with_overrides(["publish.retention_days=0"]))
     removed = {Path(p.removeprefix("file:")) for p in report.removed["scored_sessions"]}
     assert removed == files_before  # both runs' files: the restore wrote the day anew
-    assert folder.glob("*.parquet") and not removed & set(folder.glob("*.parquet"))
+    assert list(folder.glob("*.parquet")) and not removed & set(folder.glob("*.parquet"))
     with pytest.raises(RestoreError, match="removed by vacuum"):
         restore(spark, scored, DAY, second.run_id)
     assert set(factories.read_table_day(scored, "scored_sessions", DAY)["run_id"]) == {first.run_id}
