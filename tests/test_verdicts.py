@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from pathlib import Path
 
+import factories
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from delta.tables import DeltaTable
 
-from raksha import cli, contract, tables, verdicts
+from raksha import cli, contract, locks, runs, tables, verdicts
 from raksha.verdicts import VerdictFileError
 
 DAY = dt.date(2026, 3, 2)
@@ -19,11 +22,13 @@ DAY2 = DAY + dt.timedelta(days=1)
 HEADER = "session_id,dt,verdict,analyst,reviewed_at,note\n"
 
 
-def _scored(spark, day: dt.date, ids: list[str]):
+def _scored(spark, day: dt.date, ids: list[str], run_id: str):
+    """scored_sessions rows as the job writes them (within the table's CHECK constraints)."""
     start = dt.datetime.combine(day, dt.time(12))
     at = dt.datetime.combine(day, dt.time(23))
     rows = [
-        (sid, "u1", "d1", start, 0.1, 0.2, 0, 50.0, 0.1, 0, 0.1, 1, 10.0, "ALLOW", [], [], 5, 0, "ae", "seq", "r", at)
+        (sid, "u1", "d1", start, 0.1, 0.2, 0, 50.0, 0.1, 0, 0.1, 1, 10.0, "ALLOW", [], [], 5, 0, "ae", "seq")
+        + (run_id, at)
         + (None,) * len(contract.CHALLENGER_FIELDS)
         for sid in ids
     ]
@@ -34,8 +39,8 @@ def _scored(spark, day: dt.date, ids: list[str]):
 def scored_cfg(spark, cfg):
     """scored_sessions holding s1..s6 on DAY and t1..t3 on DAY2 (nothing on other days)."""
     for day, ids in ((DAY, [f"s{i}" for i in range(1, 7)]), (DAY2, ["t1", "t2", "t3"])):
-        tables.stage(cfg, "test-scored", "scored_sessions", _scored(spark, day, ids), day)
-        tables.publish(spark, cfg, "test-scored", "scored_sessions", day)
+        run_id = runs.new_run_id("score")
+        tables.publish_day(spark, cfg, "scored_sessions", _scored(spark, day, ids, run_id), day, run_id)
     return cfg
 
 
@@ -56,6 +61,25 @@ def _tree(folder: Path) -> dict[str, str]:
         for p in sorted(folder.rglob("*"))
         if p.is_file()
     }
+
+
+def _commits(spark, cfg) -> list[tuple[int, str, str | None]]:
+    """(version, operation, run_id in its metadata) for every commit of the verdicts table, oldest first."""
+    history = DeltaTable.forName(spark, tables.table_name(cfg, "verdicts")).history()
+    out = []
+    for row in history.select("version", "operation", "userMetadata").orderBy("version").collect():
+        meta = json.loads(row["userMetadata"]) if row["userMetadata"] else {}
+        out.append((int(row["version"]), row["operation"], meta.get("run_id")))
+    return out
+
+
+def _lock_left_free(cfg, key: str) -> None:
+    """No entry of the lock is left held: its folder holds nothing, or only the release of the last holder."""
+    folder = Path(locks.lock_folder(cfg, key))
+    entries = sorted(folder.iterdir()) if folder.exists() else []
+    assert len(entries) <= 1, entries
+    for entry in entries:
+        assert json.loads(entry.read_text()).get("released") is True, entry
 
 
 def test_rejected_rows_are_reported_by_line_with_every_reason_and_the_valid_rows_land(
@@ -115,8 +139,8 @@ def test_rejected_rows_are_reported_by_line_with_every_reason_and_the_valid_rows
     ]
     assert (landed["run_id"] == report.run_id).all()
     assert set(landed["source_file"]) == {str(tmp_path / "verdicts.csv")}
-    # the files under the day's folder are the table's rows
-    direct = pd.read_parquet(Path(scored_cfg.path("warehouse")) / "verdicts" / "dt=2026-03-02")
+    # a reader outside Spark (delta-rs) sees the table's rows
+    direct = factories.read_table_day(scored_cfg, "verdicts", "2026-03-02")
     assert sorted(direct["session_id"]) == ["s1", "s3"]
 
     verdicts.print_label_report(report)
@@ -138,13 +162,14 @@ def test_the_same_file_twice_changes_nothing(spark, scored_cfg, tmp_path, capsys
     table_folder = Path(scored_cfg.path("warehouse")) / "verdicts"
     before = _tree(table_folder)
     rows_before = _table(spark, scored_cfg)
+    commits_before = _commits(spark, scored_cfg)
 
     again = verdicts.label(spark, scored_cfg, path)
     assert (again.new, again.changed, again.valid_rows, again.rejected) == (0, 0, 2, [])
     assert again.days == {"2026-03-02": {"rows": 2, "new": 0, "changed": 0, "no_effect": 2}}
-    assert _tree(table_folder) == before  # not one file rewritten
+    assert _commits(spark, scored_cfg) == commits_before  # no new Delta version
+    assert _tree(table_folder) == before  # not one file rewritten, the log included
     pd.testing.assert_frame_equal(_table(spark, scored_cfg), rows_before)
-    assert not (Path(scored_cfg.path("staging")) / "superseded").exists()
     verdicts.print_label_report(again)
     assert "nothing changed" in capsys.readouterr().out
 
@@ -168,7 +193,8 @@ def test_the_latest_verdict_wins_across_files(spark, scored_cfg, tmp_path):
         + "s4,2026-03-02,unsure,ravi,2026-03-03T12:00:00Z,\n"
         + "s4,2026-03-02,legit,ravi,2026-03-03T12:30:00Z,later in the same file\n",
     )
-    verdicts.label(spark, scored_cfg, first)
+    earlier = verdicts.label(spark, scored_cfg, first)
+    before = _commits(spark, scored_cfg)
     report = verdicts.label(spark, scored_cfg, second)
     assert report.days == {"2026-03-02": {"rows": 5, "new": 1, "changed": 1, "no_effect": 3}}
     landed = _table(spark, scored_cfg)
@@ -178,11 +204,12 @@ def test_the_latest_verdict_wins_across_files(spark, scored_cfg, tmp_path):
         ["s3", "fraud", "asha", first, 4],
         ["s4", "legit", "ravi", second, 6],
     ]
-    # rewritten by stage-then-swap: the replaced day kept aside, no staging or lock left behind
-    staging = Path(scored_cfg.path("staging"))
-    assert (staging / "superseded" / report.run_id / "verdicts" / "dt=2026-03-02").is_dir()
-    assert not (staging / report.run_id).exists()
-    assert not Path(verdicts.lock_path(scored_cfg)).exists()
+    # each file landed by one MERGE commit naming its label run; no lock left held
+    after = _commits(spark, scored_cfg)
+    assert before[-1][1:] == ("MERGE", earlier.run_id)
+    assert after[:-1] == before and after[-1] == (before[-1][0] + 1, "MERGE", report.run_id)
+    for key in (locks.date_key("verdicts", DAY), locks.commit_key("verdicts")):
+        _lock_left_free(scored_cfg, key)
 
 
 def _rows(*rows) -> pd.DataFrame:
