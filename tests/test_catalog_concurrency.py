@@ -19,7 +19,7 @@ from conftest import test_config as config_under
 from test_metastore_postgres import PASSWORD_ENV, SparkProcess, new_database
 
 DAY = dt.date(2026, 6, 1)
-SESSIONS = 120
+SESSIONS = 60
 BIN = Path(sys.executable).parent
 
 QUERIER = """
@@ -52,6 +52,8 @@ def test_queries_through_the_shared_catalog_see_whole_days_while_the_job_publish
         "spark.conf.spark.ui.enabled=false",
         "spark.conf.spark.sql.shuffle.partitions=2",
         "spark.conf.spark.driver.memory=1g",
+        # short JVMs on two cores: C1 only, serial GC
+        "spark.conf.spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     ]
     cfg = config_under(tmp_path, *sets)
     sessions = factories.sessions_frame(DAY, SESSIONS, seed=4)
