@@ -47,6 +47,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from raksha import processes
+
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"  # the only address the server listens on
@@ -247,16 +249,8 @@ def _postmaster_pid(pgdata: Path) -> int | None:
         pid = int(first.strip())
     except (OSError, IndexError, ValueError):
         return None
-    return pid if _alive(pid) else None
+    return pid if processes.alive(pid) else None
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     # a zombie child of ours counts as gone
     with contextlib.suppress(OSError):
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -379,15 +373,15 @@ def _stop_pgdata(layout: _Layout, user: _OsUser) -> bool:
         log.warning("pg_ctl stop %s: %s", layout.pgdata, done.stderr.strip())
     # the fast stop failed or hangs: immediate shutdown, then the hard way
     for sig, wait_s in ((signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
-        if not _alive(pid):
+        if not processes.alive(pid):
             break
         log.warning("PostgreSQL pid %s still alive, sending %s", pid, sig.name)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, sig)
         deadline = time.monotonic() + wait_s
-        while _alive(pid) and time.monotonic() < deadline:
+        while processes.alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-    if _alive(pid):
+    if processes.alive(pid):
         raise LocalPostgresError(f"PostgreSQL pid {pid} ({layout.pgdata}) does not stop")
     return True
 

@@ -34,6 +34,7 @@ from contextlib import ExitStack, contextmanager
 
 from pyspark.sql import SparkSession
 
+from raksha import processes
 from raksha.config import Config
 from raksha.storage import Storage
 
@@ -59,32 +60,13 @@ def commit_key(table: str) -> str:
     return f"{table}/_commit"
 
 
-def _process_start(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (guards against a reused pid); None where unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            return fh.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _me(run_id: str) -> dict:
     pid = os.getpid()
     return {
         "run_id": run_id,
         "host": socket.gethostname(),
         "pid": pid,
-        "process_start": _process_start(pid),
+        "process_start": processes.start_time(pid),
         "acquired_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
 
@@ -97,10 +79,10 @@ def holder_is_dead(holder: dict) -> bool:
         pid = int(holder.get("pid", -1))
     except (TypeError, ValueError):
         return False
-    if pid <= 0 or not _pid_alive(pid):
+    if pid <= 0 or not processes.alive(pid):
         return True
     started = holder.get("process_start")
-    return started is not None and _process_start(pid) not in (None, started)
+    return started is not None and processes.start_time(pid) not in (None, started)
 
 
 def describe(holder: dict) -> str:
