@@ -370,7 +370,7 @@ def _tie(side: str) -> str:
 WINS = (
     "s.reviewed_at > t.reviewed_at OR (s.reviewed_at = t.reviewed_at AND ("
     f"{_tie('s')} < {_tie('t')} OR ({_tie('s')} = {_tie('t')} AND ("
-    "s.analyst < t.analyst OR (s.analyst = t.analyst AND coalesce(s.note, '') < coalesce(t.note, '')))))))"
+    "s.analyst < t.analyst OR (s.analyst = t.analyst AND coalesce(s.note, '') < coalesce(t.note, ''))))))"
 )
 
 
