@@ -12,9 +12,11 @@ import shutil
 from pathlib import Path
 
 import conftest
+import factories
 import numpy as np
 import pandas as pd
 import pytest
+from delta.tables import DeltaTable
 
 from raksha import artifacts, cli, contract, exports, privacy, synthetic, verdicts
 from raksha.daily import run
@@ -31,12 +33,25 @@ CUT = 50.0
 
 
 def _day_frames(cfg, table: str) -> pd.DataFrame:
-    """A table's published days read straight from their folders (not through Spark), with dt."""
+    """A table's published days read directly through delta-rs (not through Spark), with dt."""
     frames = []
     for day in DAYS:
-        frame = pd.read_parquet(Path(cfg.path("warehouse")) / table / f"dt={day}")
+        frame = factories.read_table_day(cfg, table, day)
         frames.append(frame.assign(dt=str(day)))
     return pd.concat(frames, ignore_index=True)
+
+
+def _commits(spark, cfg, table: str) -> list[tuple[int, str | None]]:
+    """(version, run_id in its metadata) for every commit of the table, oldest first (none: no table)."""
+    name = f"{cfg.get('catalog.database')}.{table}"
+    if not spark.catalog.tableExists(name):
+        return []
+    history = DeltaTable.forName(spark, name).history()
+    out = []
+    for row in history.select("version", "userMetadata").orderBy("version").collect():
+        meta = json.loads(row["userMetadata"]) if row["userMetadata"] else {}
+        out.append((int(row["version"]), meta.get("run_id")))
+    return out
 
 
 def _inputs(cfg, dataset: str) -> pd.DataFrame:
@@ -238,6 +253,7 @@ def _stable(manifest: dict) -> dict:
 def test_a_rerun_publishes_the_same_rows(spark, reviewed, exported, monkeypatch):
     cfg = reviewed["cfg"]
     before = {t: _day_frames(cfg, t) for t in exports.EXPORT_TABLES}
+    history = {t: _commits(spark, cfg, t) for t in exports.EXPORT_TABLES}
     monkeypatch.setenv("RAKSHA_PSEUDONYM_KEY", KEY)
     again = exports.export_retraining(spark, cfg, DAY, DAY2)
     assert again.run_id != exported.run_id
@@ -252,19 +268,20 @@ def test_a_rerun_publishes_the_same_rows(spark, reviewed, exported, monkeypatch)
             new["action_tokens"] = new["action_tokens"].map(list)
         pd.testing.assert_frame_equal(new, old)
         assert _stable(again.manifests[table]) == _stable(exported.manifests[table])
-        # replaced days kept aside for rollback, staging cleaned up
-        staging = Path(cfg.path("staging"))
-        assert (staging / "superseded" / again.run_id / table / f"dt={DAY}").is_dir()
-        assert not (staging / again.run_id).exists()
+        # the window replaced by exactly one new version of the table, tagged with the rerun
+        after = _commits(spark, cfg, table)
+        assert after[:-1] == history[table] and after[-1] == (history[table][-1][0] + 1, again.run_id)
 
 
 def test_a_day_not_scored_is_an_error_naming_it_and_nothing_is_published(spark, reviewed, monkeypatch):
     cfg = reviewed["cfg"]
     monkeypatch.setenv("RAKSHA_PSEUDONYM_KEY", KEY)
     later = DAY2 + dt.timedelta(days=1)
+    history = {t: _commits(spark, cfg, t) for t in exports.EXPORT_TABLES}
     with pytest.raises(InputError, match=rf"^scored_sessions {later}: not scored \(run `raksha score --date {later}`"):
         exports.export_retraining(spark, cfg, DAY2, later)
     assert not Path(exports.manifest_path(cfg, exports.BEHAVIOR_TABLE, DAY2, later)).exists()
+    assert {t: _commits(spark, cfg, t) for t in exports.EXPORT_TABLES} == history
     with pytest.raises(ValueError, match="end date 2026-04-06 is before start date 2026-04-07"):
         exports.export_retraining(spark, cfg, DAY2, DAY)
 
