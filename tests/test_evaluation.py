@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import conftest
+import factories
 import numpy as np
 import pandas as pd
 import pytest
@@ -40,10 +41,10 @@ def scored(spark, tmp_path_factory):
 
 
 def _truth(cfg, days) -> pd.DataFrame:
-    """scored_sessions and labels read straight from their Parquet folders (not through evaluation)."""
+    """scored_sessions (through delta-rs) and labels (their Parquet folders) read directly, not through evaluation."""
     frames = []
     for day in days:
-        scored = pd.read_parquet(Path(cfg.path("warehouse")) / "scored_sessions" / f"dt={day}")
+        scored = factories.read_table_day(cfg, "scored_sessions", day)
         labels = pd.read_parquet(Path(cfg.path("labels")) / f"dt={day}")
         frames.append(scored.merge(labels, on="session_id", how="inner"))
     return pd.concat(frames, ignore_index=True)
