@@ -30,9 +30,9 @@ def print_run_summary(spark: SparkSession, cfg: Config, result) -> None:
         print(f"    {row['decision']:<7} {row['sessions']}")
     if result.challenger is not None:
         _print_challenger(result.challenger)
-    print("  tables:")
+    print("  tables (Delta; read them as Delta tables, e.g. with the deltalake package):")
     for table, name in result.tables.items():
-        print(f"    {name:<28} {tables.table_location(cfg, table)}/dt={day}")
+        print(f"    {name:<28} {tables.table_location(cfg, table)}")
     print(f"  catalog: {cfg.path('metastore')} (database {cfg.get('catalog.database')})")
     print(f"  query:   raksha sql \"select decision, count(*) from {scored} where dt = '{day}' group by decision\"")
 

@@ -193,7 +193,10 @@ def publish_days(
     with committing(spark, cfg, table, run_id, days, **extra) as name:
         frame.writeTo(name).overwrite(_days_predicate(days))
         commit = last_commit(spark, name, table)
-    log.info("%s: %s committed as version %d (%d rows)", run_id, name, commit.version, commit.rows)
+    if commit.committed:
+        log.info("%s: %s committed as version %d (%d rows)", run_id, name, commit.version, commit.rows)
+    else:
+        log.info("%s: %s unchanged (the day was empty and stays empty; version %d)", run_id, name, commit.version)
     return commit
 
 
