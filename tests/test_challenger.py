@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import conftest
+import factories
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,7 +27,7 @@ CHAMPION_COLUMNS = [
 
 
 def _day(cfg, table: str) -> pd.DataFrame:
-    frame = pd.read_parquet(Path(cfg.path("warehouse")) / table / f"dt={DAY}")
+    frame = factories.read_table_day(cfg, table, DAY)
     key = ["session_id", "audit"] if table == "review_queue" else ["session_id"]
     return frame.sort_values(key).reset_index(drop=True)
 
