@@ -41,6 +41,26 @@ def _conf_value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _add_to_running_driver(jar_paths: list[str]) -> None:
+    """Under spark-submit the driver JVM started before this code ran: ``spark.jars`` still ships
+    the jars to the executors, but the driver loads classes only from what it was launched with.
+    Add the jars to its class loader (a ``MutableURLClassLoader``, which is what ``--jars`` adds to),
+    unless it was launched with them."""
+    from pyspark import SparkContext
+
+    SparkContext._ensure_initialized()
+    jvm = SparkContext._jvm
+    loader = jvm.org.apache.spark.util.Utils.getContextOrSparkClassLoader()
+    try:
+        jvm.java.lang.Class.forName("io.delta.sql.DeltaSparkSessionExtension", False, loader)
+        return
+    except Exception:  # noqa: BLE001 - py4j: ClassNotFoundException
+        pass
+    for path in jar_paths:
+        loader.addURL(jvm.java.io.File(path).toURI().toURL())
+    log.debug("added %d jars to the running driver's class loader", len(jar_paths))
+
+
 def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
     """A SparkSession with the configured master, Spark settings and the raksha catalog."""
     # Without these the Python workers start the system python, which lacks our packages.
@@ -54,7 +74,10 @@ def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
     # Under spark-submit the JVM already has the master it was given: keep it.
     if master and "PYSPARK_GATEWAY_PORT" not in os.environ:
         builder = builder.master(master)
-    builder = builder.config("spark.jars", ",".join(jars.jar_paths()))
+    jar_paths = jars.jar_paths()
+    builder = builder.config("spark.jars", ",".join(jar_paths))
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        _add_to_running_driver(jar_paths)
     for key, value in DELTA_CONF.items():
         builder = builder.config(key, value)
     for key, value in (cfg.get("spark.conf") or {}).items():
