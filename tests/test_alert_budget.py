@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import conftest
+import factories
 import numpy as np
 import pandas as pd
 import pytest
@@ -26,7 +27,7 @@ CAPACITY = 40
 
 
 def _published(cfg, table: str, days=DAYS) -> pd.DataFrame:
-    frames = [pd.read_parquet(Path(cfg.path("warehouse")) / table / f"dt={d}").assign(dt=str(d)) for d in days]
+    frames = [factories.read_table_day(cfg, table, d).assign(dt=str(d)) for d in days]
     return pd.concat(frames, ignore_index=True)
 
 
