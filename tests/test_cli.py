@@ -24,7 +24,6 @@ def _sets(root: Path) -> list[str]:
         ("warehouse", "warehouse"),
         ("models", "models"),
         ("metastore", "metastore"),
-        ("staging", "staging"),
     ):
         out += ["--set", f"paths.{key}={root / sub}"]
     return out + ["--set", "spark.master=local[2]"]

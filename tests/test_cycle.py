@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import conftest
+import factories
 import pandas as pd
 
 from raksha import artifacts, cli, contract, synthetic
@@ -20,7 +21,7 @@ CAPACITY = 40
 
 
 def _day(cfg, table: str, day: dt.date) -> pd.DataFrame:
-    return pd.read_parquet(Path(cfg.path("warehouse")) / table / f"dt={day}")
+    return factories.read_table_day(cfg, table, day)
 
 
 def test_score_label_export_retrain_calibrate_promote_score(spark, tmp_path, monkeypatch, capsys):
