@@ -35,9 +35,6 @@ class Storage:
     def is_dir(self, path: str) -> bool:
         return bool(self._fs(path).isDirectory(self._path(path)))
 
-    def mkdirs(self, path: str) -> None:
-        self._fs(path).mkdirs(self._path(path))
-
     def create_exclusive(self, path: str, data: bytes) -> bool:
         """Create ``path`` holding ``data``; False if it exists already (atomic test-and-create)."""
         local = local_path(path)
@@ -83,9 +80,6 @@ class Storage:
         finally:
             stream.close()
 
-    def file_size(self, path: str) -> int:
-        return int(self._fs(path).getFileStatus(self._path(path)).getLen())
-
     def modified_at(self, path: str) -> float:
         """Seconds since the epoch of the file's last change."""
         return self._fs(path).getFileStatus(self._path(path)).getModificationTime() / 1000.0
@@ -118,9 +112,3 @@ class Storage:
             if not any(part.startswith(("_", ".")) for part in relative.split("/") if part):
                 out[status.getPath().toString()] = int(status.getLen())
         return out
-
-    def list_dirs(self, path: str) -> list[str]:
-        fs = self._fs(path)
-        if not fs.exists(self._path(path)):
-            return []
-        return sorted(s.getPath().toString() for s in fs.listStatus(self._path(path)) if s.isDirectory())
