@@ -702,7 +702,7 @@ def format_targets(rows: list[dict[str, Any]]) -> str:
 
 
 def environment() -> dict[str, Any]:
-    from raksha.daily import code_version
+    from raksha.runs import code_version
 
     meminfo = (_read("/proc/meminfo") or "").split("\n", 1)[0]
     return {
