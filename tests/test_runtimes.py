@@ -45,7 +45,15 @@ def test_onnx_equals_keras_on_the_shipped_models(name):
     data = artifacts.load_version(MODELS, name).files["model.keras"]
     fast, slow = _both(data, name)
     x = _inputs(name, 4000)
-    np.testing.assert_allclose(fast(x), slow(x), rtol=RTOL, atol=1e-6 if name == contract.AE_MODEL else 0)
+    got, want = fast(x), slow(x)
+    if name == contract.AE_MODEL:
+        # the contract's parity is on the score, ae_error (the notebook's reconstruction MSE), to 1e-5
+        # relative; single reconstruction elements near zero differ by float32 rounding (a few 1e-6
+        # absolute, depending on the CPU's instruction set), as the other-weights test allows
+        np.testing.assert_allclose(((got - x) ** 2).mean(axis=1), ((want - x) ** 2).mean(axis=1), rtol=RTOL)
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=1e-5)
+    else:
+        np.testing.assert_allclose(got, want, rtol=RTOL, atol=0)
 
 
 @pytest.mark.parametrize("name", [contract.AE_MODEL, contract.SEQ_MODEL])
