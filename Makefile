@@ -16,14 +16,14 @@ help: ## list the targets
 
 setup: $(VENV)/.installed ## create .venv with the pinned dependencies and raksha installed
 
-$(VENV)/.installed: setup.py raksha/jars.py
+$(VENV)/.installed: setup.py raksha/platform/jars.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[dev]"
 	# Keras 2 for the tests that write model files as the notebooks did (no second TensorFlow)
 	$(BIN)/pip install -q --no-deps tf-keras==2.21.0
 	# the Delta Lake and PostgreSQL JDBC jars, once, into jars/ (nothing is fetched at run time)
-	$(BIN)/python -m raksha.jars
+	$(BIN)/python -m raksha.platform.jars
 	touch $@
 
 demo: setup ## generate one day of sample data, score it with the shipped models, print a summary
@@ -44,15 +44,15 @@ format: setup ## ruff format in place
 	$(BIN)/ruff format raksha jobs tests
 
 models: setup ## retrain the shipped default models in models/ on generated data
-	$(BIN)/python -m raksha.shipped_models
+	$(BIN)/python -m raksha.models.shipped
 
 .PHONY: postgres postgres-stop
 PG_DIR ?= data/postgres
 postgres: setup ## start a local PostgreSQL (127.0.0.1, PG_PORT=...) under data/postgres for a shared catalog; prints the --set lines
-	$(BIN)/python -m raksha.local_postgres start --dir $(PG_DIR) $(if $(PG_PORT),--port $(PG_PORT))
+	$(BIN)/python -m raksha.platform.local_postgres start --dir $(PG_DIR) $(if $(PG_PORT),--port $(PG_PORT))
 
 postgres-stop: ## stop the PostgreSQL of `make postgres`
-	$(BIN)/python -m raksha.local_postgres stop --dir $(PG_DIR)
+	$(BIN)/python -m raksha.platform.local_postgres stop --dir $(PG_DIR)
 
 clean: ## remove generated data (not the venv)
 	rm -rf data spark-warehouse metastore_db derby.log

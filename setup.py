@@ -8,7 +8,7 @@ setup(
     description="Nightly Spark job scoring mobile-banking sessions with a behavioural autoencoder and an LSTM",
     python_requires=">=3.11,<3.12",
     packages=find_packages(include=["raksha", "raksha.*"]),
-    package_data={"raksha": ["sql/*.sql"]},  # the Hive metastore schema for PostgreSQL (raksha.metastore)
+    package_data={"raksha.platform": ["sql/*.sql"]},  # the Hive metastore schema for PostgreSQL (raksha.platform.metastore)
     install_requires=[
         "pyspark==4.2.0",
         "delta-spark==4.4.0",  # Delta 4.4.0: the newest Delta whose Spark 4.2 jars are served (4.4.1 is not),

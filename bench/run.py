@@ -5,10 +5,10 @@ then times four variants of scoring that day, each in a fresh process (its own J
 Python workers, its own output tables), with the same Spark settings (master ``local[2]``, the
 shipped models, ``conf/base.yaml`` with every ``paths.*`` under the work dir):
 
-a. floor: ``raksha.daily.run`` with both model-scoring steps replaced by constant columns
+a. floor: ``raksha.pipeline.daily.run`` with both model-scoring steps replaced by constant columns
    (read, validate, build sequences, decide, stage, audit, publish; no Python UDF at all);
-b. raksha: ``raksha.daily.run`` unchanged;
-c. recipe: ``raksha.daily.run`` scoring as the Spark docs show: ``pyspark.ml.functions.predict_batch_udf``
+b. raksha: ``raksha.pipeline.daily.run`` unchanged;
+c. recipe: ``raksha.pipeline.daily.run`` scoring as the Spark docs show: ``pyspark.ml.functions.predict_batch_udf``
    with a ``make_predict_fn`` that loads the Keras model and calls ``model.predict`` (batch_size=100,
    as the docs' example), for both models;
 d. notebook: the notebooks' per-row ``score_session`` and ``predict_session_risk`` on a sample of
@@ -236,7 +236,7 @@ def floor_scorers(threshold: float) -> tuple[Callable[..., Any], Callable[..., A
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from raksha import scoring
+    from raksha.scoring import udfs
 
     def constant(field: T.StructField) -> Any:
         if field.name == "ae_threshold":
@@ -246,10 +246,10 @@ def floor_scorers(threshold: float) -> tuple[Callable[..., Any], Callable[..., A
         return F.lit(0).cast(field.dataType)
 
     def behavior(sessions, *_args, **_kwargs):
-        return sessions.withColumns({f.name: constant(f) for f in scoring.AE_COLUMNS})
+        return sessions.withColumns({f.name: constant(f) for f in udfs.AE_COLUMNS})
 
     def sequences(sessions, *_args, **_kwargs):
-        return sessions.withColumns({f.name: constant(f) for f in scoring.SEQ_COLUMNS})
+        return sessions.withColumns({f.name: constant(f) for f in udfs.SEQ_COLUMNS})
 
     return behavior, sequences
 
@@ -264,7 +264,7 @@ def crossing_scorer() -> Callable[..., Any]:
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from raksha import scoring
+    from raksha.scoring import udfs
 
     def constant(field: T.StructField, n: int) -> Any:
         if isinstance(field.dataType, T.ArrayType):
@@ -275,7 +275,7 @@ def crossing_scorer() -> Callable[..., Any]:
 
     def constants(batches):
         for features, _sequences in batches:
-            yield pd.DataFrame({f.name: constant(f, len(features)) for f in scoring.MODELS_RESULT.fields})
+            yield pd.DataFrame({f.name: constant(f, len(features)) for f in udfs.MODELS_RESULT.fields})
 
     # the iterator form, as raksha's UDF declares it (string annotations would not resolve here)
     constants.__annotations__ = {
@@ -284,7 +284,7 @@ def crossing_scorer() -> Callable[..., Any]:
     }
 
     def score_models(sessions, *_args, **_kwargs):
-        return scoring.with_model_columns(sessions, F.pandas_udf(constants, scoring.MODELS_RESULT))
+        return udfs.with_model_columns(sessions, F.pandas_udf(constants, udfs.MODELS_RESULT))
 
     return score_models
 
@@ -334,15 +334,16 @@ def recipe_scorers(models_root: str) -> tuple[Callable[..., Any], Callable[..., 
     reconstruction comes back from ``model.predict``, and ae_error, ae_is_anomaly,
     ae_risk_percent are computed from it in Spark SQL. Every window (one per action, as raksha's)
     goes through ``model.predict``; seq_risk is the last window's, seq_risk_max the riskiest.
-    No reasons; surprises from the parametric tails of ``raksha.calibration.fallback_surprise``.
+    No reasons; surprises from the parametric tails of ``raksha.scoring.calibration.fallback_surprise``.
     """
     from pyspark.ml.functions import predict_batch_udf
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    from raksha import artifacts, contract
-    from raksha.calibration import LN10
-    from raksha.features import Scaler
+    from raksha import contract
+    from raksha.features.behavior import Scaler
+    from raksha.models import artifacts
+    from raksha.scoring.calibration import LN10
 
     ae = artifacts.load_version(models_root, contract.AE_MODEL)
     seq = artifacts.load_version(models_root, contract.SEQ_MODEL)
@@ -418,13 +419,16 @@ def recipe_scorers(models_root: str) -> tuple[Callable[..., Any], Callable[..., 
 
 # ------------------------------------------------------------------------------- one Spark variant
 def child_spark(variant: str, work: Path, out: Path, result_path: Path, profile: bool = False) -> None:
-    """Run ``raksha.daily.run`` once in this process as ``variant`` (a, b, c, e or f); write a JSON result.
+    """Run ``raksha.pipeline.daily.run`` once in this process as ``variant`` (a, b, c, e or f); write a JSON result.
 
     ``profile``: with Spark's cProfile of every Python UDF (``spark.sql.pyspark.udf.profiler=perf``).
     """
-    from raksha import artifacts, contract, daily, tables
+    from raksha import contract
     from raksha.config import load_config
-    from raksha.spark_session import build_session
+    from raksha.models import artifacts
+    from raksha.pipeline import daily
+    from raksha.platform import tables
+    from raksha.platform.session import build_session
 
     sets = bench_sets(work, out)
     if variant == "f":
@@ -441,7 +445,7 @@ def child_spark(variant: str, work: Path, out: Path, result_path: Path, profile:
         stand_ins = recipe_scorers(cfg.path("models"))
     elif variant == "e":
         daily.score_models = crossing_scorer()
-        patched = ["raksha.daily.score_models"]
+        patched = ["raksha.pipeline.daily.score_models"]
     if stand_ins is not None:
         behavior, sequences = stand_ins
 
@@ -449,7 +453,7 @@ def child_spark(variant: str, work: Path, out: Path, result_path: Path, profile:
             return sequences(behavior(df, ae_model, threads, counter), seq_model, threads, counter)
 
         daily.score_models = score_models
-        patched = ["raksha.daily.score_models"]
+        patched = ["raksha.pipeline.daily.score_models"]
 
     clock = time.monotonic()
     spark = build_session(cfg, f"bench-{VARIANTS[variant]}")
@@ -537,9 +541,10 @@ def child_notebook(work: Path, sessions: int, result_path: Path, sample: int = N
     import pyarrow.dataset as ds
     from sklearn.preprocessing import StandardScaler
 
-    from raksha import artifacts, contract
-    from raksha.architectures import model_from_bytes
-    from raksha.features import Scaler
+    from raksha import contract
+    from raksha.features.behavior import Scaler
+    from raksha.models import artifacts
+    from raksha.models.architectures import model_from_bytes
 
     day = f"dt={DAY.isoformat()}"
     frame = pd.read_parquet(work / "raw" / "sessions" / day)
@@ -702,7 +707,7 @@ def format_targets(rows: list[dict[str, Any]]) -> str:
 
 
 def environment() -> dict[str, Any]:
-    from raksha.runs import code_version
+    from raksha.platform.runs import code_version
 
     meminfo = (_read("/proc/meminfo") or "").split("\n", 1)[0]
     return {

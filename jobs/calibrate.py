@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
-from raksha.alert_budget import calibrate, print_calibration
-from raksha.jobs import date_window_args, run_job
+from raksha.entrypoints import date_window_args, run_job
+from raksha.feedback.alert_budget import calibrate, print_calibration
 
 
 def calibrate_args(parser) -> None:

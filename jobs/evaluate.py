@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from raksha.entrypoints import date_window_args, run_job
 from raksha.evaluation import BASELINE_MAX_ROWS, TRUTHS, run_evaluation
-from raksha.jobs import date_window_args, run_job
 
 
 def evaluate_args(parser) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from raksha.exports import export_retraining, print_export
-from raksha.jobs import date_window_args, run_job
+from raksha.entrypoints import date_window_args, run_job
+from raksha.feedback.exports import export_retraining, print_export
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from raksha.daily import run
-from raksha.jobs import day_arg, run_job
-from raksha.report import print_run_summary
+from raksha.entrypoints import day_arg, run_job
+from raksha.pipeline.daily import run
+from raksha.pipeline.summary import print_run_summary
 
 
 def main(argv: list[str] | None = None) -> int:

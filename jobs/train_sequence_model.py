@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from raksha.jobs import date_window_args, run_job
-from raksha.train import train_sequence
+from raksha.entrypoints import date_window_args, run_job
+from raksha.training.commands import train_sequence
 
 
 def train_args(parser) -> None:

@@ -176,7 +176,7 @@ def cmd_generate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def with_spark(cfg: Config, app: str, body):
-    from raksha.spark_session import build_session
+    from raksha.platform.session import build_session
 
     spark = build_session(cfg, app)
     try:
@@ -186,7 +186,7 @@ def with_spark(cfg: Config, app: str, body):
 
 
 def cmd_train_autoencoder(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.train import train_autoencoder
+    from raksha.training.commands import train_autoencoder
 
     version = with_spark(
         cfg,
@@ -203,7 +203,7 @@ def cmd_train_autoencoder(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_train_sequence(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.train import train_sequence
+    from raksha.training.commands import train_sequence
 
     version = with_spark(
         cfg,
@@ -221,7 +221,7 @@ def cmd_train_sequence(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_import_legacy(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.legacy import import_legacy
+    from raksha.models.legacy import import_legacy
 
     ae, seq = import_legacy(args.from_dir, cfg.path("models"), promote=True)
     print(f"imported and promoted {ae.name}/{ae.version} (threshold {ae.threshold:.6f}) and {seq.name}/{seq.version}")
@@ -229,8 +229,8 @@ def cmd_import_legacy(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_score(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.daily import run
-    from raksha.report import print_run_summary
+    from raksha.pipeline.daily import run
+    from raksha.pipeline.summary import print_run_summary
 
     def body(spark):
         result = run(spark, cfg, args.date)
@@ -254,7 +254,7 @@ def cmd_queue_precision(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_label(cfg: Config, args: argparse.Namespace) -> int:
     """Exit 0 when every row landed; 2 when some rows were rejected (the valid ones landed)."""
-    from raksha.verdicts import label, print_label_report, write_rejections
+    from raksha.feedback.verdicts import label, print_label_report, write_rejections
 
     report = with_spark(cfg, "raksha-label", lambda spark: label(spark, cfg, args.file))
     print_label_report(report)
@@ -285,7 +285,7 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.artifacts import promote
+    from raksha.models.artifacts import promote
 
     promote(cfg.path("models"), args.model, args.version)
     print(f"promoted {args.model}/{args.version}")
@@ -293,7 +293,7 @@ def cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.alert_budget import calibrate, print_calibration
+    from raksha.feedback.alert_budget import calibrate, print_calibration
 
     truth = None if args.truth == "none" else args.truth
     result = with_spark(
@@ -308,7 +308,7 @@ def cmd_calibrate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_export_retraining(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.exports import export_retraining, print_export
+    from raksha.feedback.exports import export_retraining, print_export
 
     result = with_spark(
         cfg, "raksha-export-retraining", lambda spark: export_retraining(spark, cfg, args.start_date, args.end_date)
@@ -318,14 +318,14 @@ def cmd_export_retraining(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_history(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.history import history, print_history
+    from raksha.platform.history import history, print_history
 
     print_history(args.date, with_spark(cfg, "raksha-history", lambda spark: history(spark, cfg, args.date)))
     return 0
 
 
 def cmd_restore(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.history import restore
+    from raksha.platform.history import restore
 
     run = with_spark(cfg, "raksha-restore", lambda spark: restore(spark, cfg, args.date, args.run))
     print(f"restore {run.run_id}: {args.date} republished as run {args.run} wrote it")
@@ -335,7 +335,7 @@ def cmd_restore(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_vacuum(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.history import print_vacuum, vacuum
+    from raksha.platform.history import print_vacuum, vacuum
 
     print_vacuum(with_spark(cfg, "raksha-vacuum", lambda spark: vacuum(spark, cfg)))
     return 0

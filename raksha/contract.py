@@ -132,7 +132,7 @@ REASON_TYPE = T.StructType(
     ]
 )
 
-# The challenger's outputs (raksha.challenger): null when no challenger is configured; never decide.
+# The challenger's outputs (raksha.scoring.challenger): null when no challenger is configured; never decide.
 CHALLENGER_FIELDS = [
     T.StructField("challenger_ae_model_version", T.StringType(), True),
     T.StructField("challenger_seq_model_version", T.StringType(), True),
@@ -232,7 +232,7 @@ RUN_LOG_SCHEMA = T.StructType(
     ]
 )
 
-# --- retraining exports (``raksha export-retraining``; raksha.exports says how rows are chosen) ---
+# --- retraining exports (``raksha export-retraining``; raksha.feedback.exports says how rows are chosen) ---
 RETRAIN_BEHAVIOR = "retrain_behavior"
 RETRAIN_SEQUENCES = "retrain_sequences"
 
@@ -240,7 +240,7 @@ RETRAIN_BEHAVIOR_SCHEMA = T.StructType(
     [
         T.StructField("session_id", T.StringType(), False),
         T.StructField("user_id", T.StringType(), True),  # HMAC-SHA256 pseudonym
-        *[f for f in SESSIONS_SCHEMA.fields if f.name in FEATURES],  # coarsened as raksha.privacy says
+        *[f for f in SESSIONS_SCHEMA.fields if f.name in FEATURES],  # coarsened as raksha.decide.privacy says
         T.StructField("selection_reason", T.StringType(), False),  # legit_verdict or unflagged_low_score
         T.StructField("run_id", T.StringType(), False),
     ]
@@ -275,7 +275,7 @@ VERDICTS_SCHEMA = T.StructType(
 
 RUN_STATUSES: tuple[str, ...] = ("SUCCEEDED", "FAILED", "RESTORED")
 
-# Every output table: a Delta table partitioned by dt (raksha.tables).
+# Every output table: a Delta table partitioned by dt (raksha.platform.tables).
 OUTPUT_SCHEMAS: dict[str, T.StructType] = {
     "scored_sessions": SCORED_SESSIONS_SCHEMA,
     "review_queue": REVIEW_QUEUE_SCHEMA,

@@ -43,9 +43,12 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
-from raksha import contract, inputs, review, tables
+from raksha import contract
 from raksha.config import Config
-from raksha.storage import Storage, local_path
+from raksha.decide import review
+from raksha.ingest import inputs
+from raksha.platform import tables
+from raksha.platform.storage import Storage, local_path
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +206,7 @@ def labels_truth(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date)
 
 def verdicts_truth(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> DataFrame:
     """dt, session_id, is_attack, kind (``fraud`` or ``legit``) from the current verdicts; unsure left out."""
-    from raksha import verdicts
+    from raksha.feedback import verdicts
 
     current = verdicts.read_verdicts(spark, cfg, start, end)
     return current.where(F.col("verdict").isin("fraud", "legit")).select(
@@ -353,7 +356,7 @@ def evaluate(
         truth_rows = truth_df.count()
         unsure = 0
         if truth == "verdicts":
-            from raksha.verdicts import read_verdicts
+            from raksha.feedback.verdicts import read_verdicts
 
             unsure = read_verdicts(spark, cfg, start, end).where(F.col("verdict") == "unsure").count()
     finally:

@@ -27,7 +27,7 @@ def test_config(root: Path, *sets: str) -> Config:
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
-    from raksha.spark_session import build_session
+    from raksha.platform.session import build_session
 
     root = tmp_path_factory.mktemp("spark")
     cfg = test_config(
@@ -50,7 +50,7 @@ def cfg(tmp_path) -> Config:
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A local PostgreSQL for the run (raksha.local_postgres): 127.0.0.1, a free port; stopped at the end.
+    """A local PostgreSQL for the run (raksha.platform.local_postgres): 127.0.0.1, a free port; stopped at the end.
 
     Yields its ``ServerInfo`` (host, port, user, password; ``config_sets(database)`` points a config at
     a database of it). Its folder is under /tmp itself: as root, the server runs as an unprivileged user,
@@ -60,7 +60,7 @@ def postgres_server():
     import shutil
     import tempfile
 
-    from raksha import local_postgres
+    from raksha.platform import local_postgres
 
     root = Path(tempfile.mkdtemp(prefix="raksha-pg-tests-"))
     os.chmod(root, 0o711)

@@ -68,8 +68,8 @@ def write_untrained_models(models_root: Path | str, seed: int = 0, broken_autoen
     """
     import keras
 
-    from raksha import architectures, artifacts
-    from raksha.features import Scaler
+    from raksha.features.behavior import Scaler
+    from raksha.models import architectures, artifacts
 
     keras.utils.set_random_seed(seed)
     n = len(contract.CONTINUOUS_FEATURES)
@@ -94,7 +94,7 @@ def write_untrained_models(models_root: Path | str, seed: int = 0, broken_autoen
 
 
 def _autoencoder(broken: bool):
-    from raksha import architectures
+    from raksha.models import architectures
 
     model = architectures.build_autoencoder()
     if broken:

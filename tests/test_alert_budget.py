@@ -14,10 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raksha import alert_budget, artifacts, cli, contract, synthetic
-from raksha.daily import run
-from raksha.inputs import InputError
-from raksha.scorers import BehaviorScorer
+from raksha import cli, contract, synthetic
+from raksha.feedback import alert_budget
+from raksha.ingest.inputs import InputError
+from raksha.models import artifacts
+from raksha.pipeline.daily import run
+from raksha.scoring.scorers import BehaviorScorer
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = dt.date(2026, 5, 4)
@@ -248,7 +250,7 @@ def _job(name: str):
 
 def test_command_and_job(spark, scored_days, monkeypatch, capsys):
     cfg = scored_days
-    monkeypatch.setattr("raksha.spark_session.build_session", lambda cfg, app=None: spark)
+    monkeypatch.setattr("raksha.platform.session.build_session", lambda cfg, app=None: spark)
     monkeypatch.setattr(spark, "stop", lambda: None)
     sets = [a for k in cfg.get("paths") for a in ("--set", f"paths.{k}={cfg.path(k)}")]
     sets += ["--set", f"catalog.database={cfg.get('catalog.database')}"]

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from raksha import artifacts, contract
+from raksha import contract
+from raksha.models import artifacts
 
 
 def _write(root: Path, name: str = contract.SEQ_MODEL, **fields):
@@ -84,7 +85,7 @@ def test_scaler_replaced_by_a_malicious_pickle_never_runs(tmp_path, fix_manifest
     import hashlib
     import pickle
 
-    from raksha.scorers import BehaviorScorer
+    from raksha.scoring.scorers import BehaviorScorer
 
     _real_versions(tmp_path / "models")
     marker = tmp_path / "pwned"

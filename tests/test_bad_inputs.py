@@ -17,8 +17,9 @@ import pytest
 from conftest import test_config as config_under
 from deltalake import DeltaTable
 
-from raksha import inputs, tables
-from raksha.daily import EMPTY_DAY_MESSAGE, PUBLISHED_TABLES, run
+from raksha.ingest import inputs
+from raksha.pipeline.daily import EMPTY_DAY_MESSAGE, PUBLISHED_TABLES, run
+from raksha.platform import tables
 
 DAY = dt.date(2026, 8, 12)
 

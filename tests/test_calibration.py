@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from pyspark.sql import functions as F
 
-from raksha import calibration
+from raksha.scoring import calibration
 
 REFERENCE = list(np.quantile(np.random.default_rng(0).gamma(2.0, 0.05, 20_000), np.linspace(0, 1, 1001)))
 

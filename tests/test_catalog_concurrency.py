@@ -25,7 +25,7 @@ BIN = Path(sys.executable).parent
 QUERIER = """
 import json, sys, time, traceback
 from raksha.config import load_config
-from raksha.spark_session import build_session
+from raksha.platform.session import build_session
 sets, stop_file, table = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
 spark = build_session(load_config(sets=sets), "analyst")
 print("SESSION", flush=True)

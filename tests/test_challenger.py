@@ -12,10 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raksha import artifacts, challenger, contract, synthetic, tables
+from raksha import contract, synthetic
 from raksha.config import ConfigError
-from raksha.daily import run
-from raksha.report import print_run_summary
+from raksha.models import artifacts
+from raksha.pipeline.daily import run
+from raksha.pipeline.summary import print_run_summary
+from raksha.platform import tables
+from raksha.scoring import challenger
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = dt.date(2026, 4, 6)

@@ -11,7 +11,8 @@ import conftest
 import factories
 import pandas as pd
 
-from raksha import artifacts, cli, contract, synthetic
+from raksha import cli, contract, synthetic
+from raksha.models import artifacts
 
 REPO = Path(__file__).resolve().parent.parent
 DAY1 = dt.date(2026, 6, 1)
@@ -29,7 +30,7 @@ def test_score_label_export_retrain_calibrate_promote_score(spark, tmp_path, mon
     shutil.copytree(REPO / "models", root / "models")
     cfg = conftest.test_config(root, "review.audit_rate=0.05")
     synthetic.generate(DAY1, 3, 600, 0.05, 5, cfg.path("sessions"), cfg.path("actions"), cfg.path("labels"))
-    monkeypatch.setattr("raksha.spark_session.build_session", lambda cfg, app=None: spark)
+    monkeypatch.setattr("raksha.platform.session.build_session", lambda cfg, app=None: spark)
     monkeypatch.setattr(spark, "stop", lambda: None)
     monkeypatch.setenv("RAKSHA_PSEUDONYM_KEY", "cycle-test-key")
     sets = [a for k in cfg.get("paths") for a in ("--set", f"paths.{k}={cfg.path(k)}")]

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from delta.tables import DeltaTable
 
-from raksha import tables
-from raksha.daily import WRITTEN_TABLES, run
+from raksha.pipeline.daily import WRITTEN_TABLES, run
+from raksha.platform import tables
 
 DAY = dt.date(2026, 3, 4)
 

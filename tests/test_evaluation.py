@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from raksha import cli, evaluation, synthetic, verdicts
-from raksha.daily import run
-from raksha.inputs import InputError
+from raksha import cli, evaluation, synthetic
+from raksha.feedback import verdicts
+from raksha.ingest.inputs import InputError
+from raksha.pipeline.daily import run
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = dt.date(2026, 3, 2)
@@ -59,7 +60,7 @@ def _cli_sets(cfg) -> list[str]:
 @pytest.fixture
 def in_process(spark, monkeypatch):
     """Commands and jobs on the test session (their own would start a second SparkContext); stop() kept from it."""
-    monkeypatch.setattr("raksha.spark_session.build_session", lambda cfg, app=None: spark)
+    monkeypatch.setattr("raksha.platform.session.build_session", lambda cfg, app=None: spark)
     monkeypatch.setattr(spark, "stop", lambda: None)
 
 

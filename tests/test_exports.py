@@ -18,10 +18,13 @@ import pandas as pd
 import pytest
 from delta.tables import DeltaTable
 
-from raksha import artifacts, cli, contract, exports, privacy, synthetic, verdicts
-from raksha.daily import run
-from raksha.inputs import InputError
-from raksha.training import SequenceParams, fit_sequence_model
+from raksha import cli, contract, synthetic
+from raksha.decide import privacy
+from raksha.feedback import exports, verdicts
+from raksha.ingest.inputs import InputError
+from raksha.models import artifacts
+from raksha.pipeline.daily import run
+from raksha.training.fit import SequenceParams, fit_sequence_model
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = dt.date(2026, 4, 6)
@@ -305,7 +308,7 @@ def _cli_sets(cfg) -> list[str]:
 @pytest.fixture
 def in_process(spark, monkeypatch):
     """Commands and jobs on the test session (their own would start a second SparkContext); stop() kept from it."""
-    monkeypatch.setattr("raksha.spark_session.build_session", lambda cfg, app=None: spark)
+    monkeypatch.setattr("raksha.platform.session.build_session", lambda cfg, app=None: spark)
     monkeypatch.setattr(spark, "stop", lambda: None)
 
 

@@ -1,6 +1,6 @@
 """Injected faults (issue: nothing lost, nothing let in): retries, failures, kills, reruns, locks.
 
-Faults are armed through raksha.failpoints (RAKSHA_FAILPOINTS), which the job hands to its
+Faults are armed through raksha.platform.failpoints (RAKSHA_FAILPOINTS), which the job hands to its
 tasks as a Spark local property; nothing is mocked. Published days are read as readers do:
 through Spark SQL and through delta-rs (``factories.read_table_day``).
 """
@@ -22,8 +22,8 @@ import pytest
 from conftest import test_config as config_under
 from delta.tables import DeltaTable
 
-from raksha import failpoints, locks, tables
-from raksha.daily import run
+from raksha.pipeline.daily import run
+from raksha.platform import failpoints, locks, tables
 
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

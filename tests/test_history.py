@@ -16,9 +16,10 @@ import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
-from raksha import contract, locks, tables
-from raksha.daily import run
-from raksha.history import RestoreError, history, restore, vacuum
+from raksha import contract
+from raksha.pipeline.daily import run
+from raksha.platform import locks, tables
+from raksha.platform.history import RestoreError, history, restore, vacuum
 
 DAY = dt.date(2026, 5, 6)
 NIGHTLY = ("scored_sessions", "review_queue", "quarantine")

@@ -21,11 +21,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raksha import artifacts, contract
-from raksha.artifacts import sha256_bytes
-from raksha.legacy import NOTEBOOK_FILES, LegacyImportError, import_legacy
-from raksha.scorers import BehaviorScorer, SequenceScorer
-from raksha.sequences import encode_actions
+from raksha import contract
+from raksha.features.sequences import encode_actions
+from raksha.models import artifacts
+from raksha.models.artifacts import sha256_bytes
+from raksha.models.legacy import NOTEBOOK_FILES, LegacyImportError, import_legacy
+from raksha.scoring.scorers import BehaviorScorer, SequenceScorer
 
 RTOL = 1e-5
 

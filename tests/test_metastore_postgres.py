@@ -18,8 +18,8 @@ import psycopg
 import pytest
 from conftest import test_config as config_under
 
-from raksha import jars, local_postgres, metastore
 from raksha.config import ConfigError
+from raksha.platform import jars, local_postgres, metastore
 
 PASSWORD_ENV = "RAKSHA_TEST_METASTORE_PASSWORD"
 
@@ -187,7 +187,7 @@ def test_shipped_schema_is_what_the_wheels_jars_generate(postgres_server):
         admin.execute(f'CREATE DATABASE "{scratch}"')
     url = postgres_server.jdbc_url_for(scratch)
     generated = metastore.generate_schema_sql(url, postgres_server.user, postgres_server.password)
-    assert generated == metastore.schema_sql(), "run: python -m raksha.metastore generate-ddl"
+    assert generated == metastore.schema_sql(), "run: python -m raksha.platform.metastore generate-ddl"
     assert tables_in(postgres_server, scratch) == set()  # SchemaTool only wrote the DDL
 
 
@@ -236,7 +236,7 @@ def test_running_stops_the_server_on_an_exception():
 WRITER = """
 import json, sys
 from raksha.config import load_config
-from raksha.spark_session import build_session
+from raksha.platform.session import build_session
 sets, location = json.loads(sys.argv[1]), sys.argv[2]
 spark = build_session(load_config(sets=sets), "metastore-writer")
 print("SESSION", flush=True)
@@ -254,7 +254,7 @@ spark.stop()
 READER = """
 import json, sys
 from raksha.config import load_config
-from raksha.spark_session import build_session
+from raksha.platform.session import build_session
 spark = build_session(load_config(sets=json.loads(sys.argv[1])), "metastore-reader")
 print("SESSION", flush=True)
 sys.stdin.readline()  # go: the writer has written

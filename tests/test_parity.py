@@ -15,8 +15,9 @@ import notebook_reference as nb
 import numpy as np
 import pytest
 
-from raksha import cli, contract, tables
-from raksha.daily import run
+from raksha import cli, contract
+from raksha.pipeline.daily import run
+from raksha.platform import tables
 
 DAY = dt.date(2026, 7, 8)
 RTOL = 1e-5

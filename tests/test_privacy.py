@@ -8,8 +8,8 @@ import hmac
 import pandas as pd
 import pytest
 
-from raksha import privacy
 from raksha.config import load_config
+from raksha.decide import privacy
 
 
 def test_reasons_coarsen_location_and_drop_network_ids(spark):

@@ -7,7 +7,8 @@ import factories
 import pandas as pd
 from pyspark.sql import functions as F
 
-from raksha import contract, quality
+from raksha import contract
+from raksha.ingest import quality
 
 DAY = dt.date(2026, 2, 3)
 

@@ -4,9 +4,10 @@ import datetime as dt
 
 import pytest
 
-from raksha import contract, decisions, review
+from raksha import contract
 from raksha.config import ConfigError
-from raksha.decisions import decision, validate_policy
+from raksha.decide import decisions, review
+from raksha.decide.decisions import decision, validate_policy
 
 DAY = dt.date(2026, 4, 5)
 

@@ -13,8 +13,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from raksha import architectures, artifacts, contract, onnx_export, runtimes, tables
-from raksha.daily import run
+from raksha import contract
+from raksha.models import architectures, artifacts, onnx_export, runtimes
+from raksha.pipeline.daily import run
+from raksha.platform import tables
 
 MODELS = "models"
 RTOL = 1e-5  # the parity tests' tolerance
@@ -147,8 +149,9 @@ def test_a_wrong_input_shape_is_refused_whatever_the_runtime():
 def test_scorers_run_without_tensorflow():
     script = """
 import json, sys
-from raksha import artifacts, contract
-from raksha.scorers import BehaviorScorer, SequenceScorer
+from raksha import contract
+from raksha.models import artifacts
+from raksha.scoring.scorers import BehaviorScorer, SequenceScorer
 import factories
 sessions = factories.sessions_frame(__import__("datetime").date(2026, 1, 5), 50, seed=3)
 BehaviorScorer(artifacts.load_version("models", contract.AE_MODEL)).score(sessions[list(contract.FEATURES)])
@@ -188,7 +191,7 @@ def test_the_job_scores_alike_with_either_runtime(spark, tmp_path):
 
 
 def test_a_worker_scores_each_window_once_with_onnx_and_per_batch_with_keras():
-    from raksha.scorers import SequenceScorer
+    from raksha.scoring.scorers import SequenceScorer
 
     version = artifacts.load_version(MODELS, contract.SEQ_MODEL)
     sessions = [[1, 2, 3], [1, 2, 3, 4], [5] * 12, [], [8, 1, 2, 3]]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from raksha import contract
-from raksha.sequences import encode_actions, pad_tokens, session_sequences
+from raksha.features.sequences import encode_actions, pad_tokens, session_sequences
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_session_sequences_orders_by_time_then_seq_no(spark):
 
 
 def test_session_windows_are_what_the_notebook_would_score_at_each_action():
-    from raksha.scorers import session_windows
+    from raksha.scoring.scorers import session_windows
 
     long = list(range(1, 9)) * 3  # 24 actions
     padded, session, end, offset, first, counts = session_windows([[3, 5], None, long, []])
@@ -59,8 +59,8 @@ def test_session_windows_are_what_the_notebook_would_score_at_each_action():
 
 
 def test_scoring_sessions_takes_the_earliest_riskiest_window():
-    from raksha import artifacts
-    from raksha.scorers import SequenceScorer
+    from raksha.models import artifacts
+    from raksha.scoring.scorers import SequenceScorer
 
     scorer = SequenceScorer(artifacts.load_version("models", contract.SEQ_MODEL))
     attack = encode_actions(["LOGIN", "ADD_RECIPIENT", "TRANSFER_LARGE", "TRANSFER_LARGE"])

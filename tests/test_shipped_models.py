@@ -9,11 +9,13 @@ import notebook_reference as nb
 import pandas as pd
 import pytest
 
-from raksha import artifacts, contract, tables
-from raksha.daily import run
-from raksha.features import reason_lists
-from raksha.scorers import BehaviorScorer, SequenceScorer
-from raksha.sequences import encode_actions
+from raksha import contract
+from raksha.features.behavior import reason_lists
+from raksha.features.sequences import encode_actions
+from raksha.models import artifacts
+from raksha.pipeline.daily import run
+from raksha.platform import tables
+from raksha.scoring.scorers import BehaviorScorer, SequenceScorer
 from raksha.synthetic import generate_day
 
 MODELS = Path(__file__).resolve().parent.parent / "models"

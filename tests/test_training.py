@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 from sklearn.model_selection import train_test_split
 
-from raksha import artifacts, contract
-from raksha.features import behavior_matrix
-from raksha.scorers import BehaviorScorer, SequenceScorer
-from raksha.sequences import encode_actions
+from raksha import contract
+from raksha.features.behavior import behavior_matrix
+from raksha.features.sequences import encode_actions
+from raksha.models import artifacts
+from raksha.scoring.scorers import BehaviorScorer, SequenceScorer
 from raksha.synthetic import generate
-from raksha.train import train_autoencoder, train_sequence
-from raksha.training import AutoencoderParams, SequenceParams, fit_autoencoder, fit_sequence_model
+from raksha.training.commands import train_autoencoder, train_sequence
+from raksha.training.fit import AutoencoderParams, SequenceParams, fit_autoencoder, fit_sequence_model
 
 START = dt.date(2026, 9, 7)
 
@@ -36,7 +37,7 @@ def test_train_autoencoder_from_a_window_writes_a_promoted_version(spark, window
 
 
 def test_threshold_is_the_95th_percentile_of_heldout_errors(spark, window):
-    from raksha.training_data import autoencoder_frame
+    from raksha.training.window import autoencoder_frame
 
     frame = autoencoder_frame(spark, window, START, START)
     trained = fit_autoencoder(frame, AutoencoderParams(epochs=2))

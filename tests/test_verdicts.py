@@ -14,8 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from delta.tables import DeltaTable
 
-from raksha import cli, contract, locks, runs, tables, verdicts
-from raksha.verdicts import VerdictFileError
+from raksha import cli, contract
+from raksha.feedback import verdicts
+from raksha.feedback.verdicts import VerdictFileError
+from raksha.platform import locks, runs, tables
 
 DAY = dt.date(2026, 3, 2)
 DAY2 = DAY + dt.timedelta(days=1)
@@ -302,7 +304,7 @@ def _cli_sets(cfg) -> list[str]:
 @pytest.fixture
 def in_process(spark, monkeypatch):
     """The CLI on the test session (its own would start a second SparkContext); stop() is kept from it."""
-    monkeypatch.setattr("raksha.spark_session.build_session", lambda cfg, app=None: spark)
+    monkeypatch.setattr("raksha.platform.session.build_session", lambda cfg, app=None: spark)
     monkeypatch.setattr(spark, "stop", lambda: None)
 
 

@@ -1,0 +1,98 @@
+"""From model outputs to what an analyst sees: risk_score, decision, reasons.
+
+Pure DataFrame transforms over the scored columns.
+
+The decision policy lives in config (``decision.rules``): an ordered list of rules, each a
+Spark SQL condition over the scored columns and the decision it gives; the first rule that
+matches wins, ``decision.default`` otherwise. The defaults are the notebooks':
+``seq_risk > 0.8`` blocks, an autoencoder anomaly is reviewed. Rules are checked when the job
+starts, against the scored columns: a typo in a rule is an error before anything runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pyspark.errors import PySparkException
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from raksha import contract
+from raksha.config import Config, ConfigError
+from raksha.scoring import calibration
+
+# The combined-score cut of the autoencoder version (``raksha calibrate``), readable by rules as a column.
+RISK_SCORE_CUT = "risk_score_cut"
+# Columns a rule may use: the scored session's (risk_score included), before the decision, and the cut
+# (null when the version has none: a rule comparing with it never matches); never the challenger's.
+RULE_COLUMNS = [
+    f
+    for f in contract.SCORED_SESSIONS_SCHEMA.fields
+    if f.name not in ("decision", "reasons") and f not in contract.CHALLENGER_FIELDS
+] + [T.StructField(RISK_SCORE_CUT, T.DoubleType(), True)]
+
+
+def policy(cfg: Config) -> tuple[list[tuple[str, str]], str]:
+    """The configured rules as (condition, decision) pairs and the default decision, validated in form."""
+    rules = cfg.get("decision.rules")
+    default = cfg.get("decision.default")
+    if not isinstance(rules, list):
+        raise ConfigError("decision.rules must be a list of {when: <condition>, decision: <ALLOW|REVIEW|BLOCK>}")
+    parsed = []
+    for i, rule in enumerate(rules):
+        if not isinstance(rule, Mapping) or set(rule) != {"when", "decision"}:
+            raise ConfigError(f"decision.rules[{i}] must have exactly the keys 'when' and 'decision', got {rule!r}")
+        if rule["decision"] not in contract.DECISIONS:
+            raise ConfigError(f"decision.rules[{i}]: decision '{rule['decision']}' is not one of {contract.DECISIONS}")
+        parsed.append((str(rule["when"]), str(rule["decision"])))
+    if default not in contract.DECISIONS:
+        raise ConfigError(f"decision.default '{default}' is not one of {contract.DECISIONS}")
+    return parsed, default
+
+
+def validate_policy(spark: SparkSession, cfg: Config) -> None:
+    """Resolve every rule against the scored columns; an unknown column or bad syntax is an error."""
+    empty = spark.createDataFrame([], T.StructType(RULE_COLUMNS))
+    rules, _ = policy(cfg)
+    for i, (condition, _) in enumerate(rules):
+        try:
+            empty.select(F.expr(condition).cast("boolean")).schema  # noqa: B018 - analysis happens here
+        except PySparkException as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise ConfigError(f"decision.rules[{i}] '{condition}': {first}") from None
+
+
+def decision(cfg: Config) -> Column:
+    """The decision column; the frame must hold the rule columns (``with_decision`` adds the cut)."""
+    rules, default = policy(cfg)
+    out: Column | None = None
+    for condition, outcome in rules:
+        test = F.coalesce(F.expr(condition).cast("boolean"), F.lit(False))
+        out = F.when(test, F.lit(outcome)) if out is None else out.when(test, F.lit(outcome))
+    return F.lit(default) if out is None else out.otherwise(F.lit(default))
+
+
+def with_decision(df: DataFrame, cfg: Config, risk_score_cut: float | None, name: str = "decision") -> DataFrame:
+    """``df`` with the rules' decision in column ``name``, the cut offered to the rules as a column."""
+    cut = F.lit(risk_score_cut).cast("double")
+    return df.withColumn(RISK_SCORE_CUT, cut).withColumn(name, decision(cfg)).drop(RISK_SCORE_CUT)
+
+
+def reasons() -> Column:
+    """The model that was more surprised speaks first; each contributes its top reasons."""
+    ae = F.coalesce(F.col("ae_reasons"), F.array())
+    seq = F.coalesce(F.col("seq_reasons"), F.array())
+    return F.when(F.col("seq_surprise") > F.col("ae_surprise"), F.concat(seq, ae)).otherwise(F.concat(ae, seq))
+
+
+def decide(scored: DataFrame, cfg: Config, risk_score_cut: float | None = None) -> DataFrame:
+    """Add risk_score, decision and reasons; drop the per-model intermediates."""
+    with_score = scored.withColumn(
+        "risk_score", calibration.risk_score_column(F.col("ae_surprise"), F.col("seq_surprise"))
+    )
+    return (
+        with_decision(with_score, cfg, risk_score_cut)
+        .withColumn("reasons", reasons())
+        .drop("ae_reasons", "seq_reasons", "ae_surprise", "seq_surprise")
+    )

@@ -1,0 +1,280 @@
+"""The nightly job: score one day of sessions and publish its tables.
+
+read -> validate -> sequence -> score (both models) -> decide -> audit -> publish.
+Write, audit, publish: the scored day is materialized once (persisted on the executors), audited
+there, and nothing is committed until the counts reconcile (sessions read = scored +
+quarantined, no session twice). Then each table's day is replaced by one Delta commit
+(``raksha.platform.tables``): scored_sessions, quarantine, review_queue, and run_log last, so a run is
+published when its run_log row says so. The run holds the date of every table it writes
+(``raksha.platform.locks``) from start to end.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from raksha import contract
+from raksha.config import Config
+from raksha.decide import privacy, review
+from raksha.decide.decisions import decide, validate_policy
+from raksha.features.sequences import session_sequences
+from raksha.ingest import inputs, quality
+from raksha.models import artifacts, runtimes
+from raksha.platform import failpoints, locks, runs, tables
+from raksha.scoring import challenger, model_cache
+from raksha.scoring.udfs import BroadcastModel, score_models
+
+log = logging.getLogger(__name__)
+
+PUBLISHED_TABLES = ("scored_sessions", "quarantine", "review_queue")  # then run_log
+WRITTEN_TABLES = (*PUBLISHED_TABLES, "run_log")
+EMPTY_DAY_MESSAGE = "empty day: no sessions; the date now holds zero rows"
+
+
+class ReconciliationError(RuntimeError):
+    """Counts in and out of the job disagree; nothing was published."""
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    day: dt.date
+    counts: dict[str, int]
+    decisions: dict[str, int]
+    model_loads: dict[str, int]
+    tables: dict[str, str] = field(default_factory=dict)
+    challenger: dict | None = None  # champion vs challenger disagreements, when a challenger ran
+    versions: dict[str, int] = field(default_factory=dict)  # table -> the Delta version this run committed
+
+
+def with_sequences(valid: DataFrame, actions: DataFrame) -> DataFrame:
+    """Join each valid session to its ordered action tokens; no actions -> empty sequence."""
+    return (
+        valid.join(session_sequences(actions), on="session_id", how="left")
+        .withColumn("action_tokens", F.coalesce("action_tokens", F.array().cast("array<int>")))
+        .withColumn("action_count", F.coalesce("action_count", F.lit(0)))
+        .withColumn("unknown_action_count", F.coalesce("unknown_action_count", F.lit(0)))
+    )
+
+
+def quarantine_rows(bad: DataFrame, run_id: str, at: dt.datetime, cfg: Config) -> DataFrame:
+    """Quarantine rows from rows carrying ``quarantine_reasons`` (location and network coarsened)."""
+    record_columns = [privacy.coarsen_column(c, cfg) for c in bad.columns if c != quality.REASONS_COLUMN]
+    return bad.select(
+        "session_id",
+        "user_id",
+        "session_start",
+        F.col(quality.REASONS_COLUMN)[0].alias("reason"),
+        F.col(quality.REASONS_COLUMN).alias("reasons"),
+        F.to_json(F.struct(*record_columns), {"ignoreNullFields": "false"}).alias("record"),
+        F.lit(run_id).alias("run_id"),
+        F.lit(at).cast("timestamp").alias("quarantined_at"),
+    )
+
+
+def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = None) -> RunResult:
+    """Score ``day`` and publish scored_sessions, quarantine, review_queue and a run_log row."""
+    run_id = run_id or runs.new_run_id("score")
+    started = dt.datetime.now(dt.UTC)
+    clock = time.monotonic()
+    timings: dict[str, float] = {}
+    log.info("run %s: scoring %s", run_id, day)
+    failpoints.propagate(spark)
+    validate_policy(spark, cfg)
+    runtimes.configured(cfg)
+    ae_version = artifacts.load_version(cfg.path("models"), contract.AE_MODEL)
+    seq_version = artifacts.load_version(cfg.path("models"), contract.SEQ_MODEL)
+    rival = challenger.load(cfg)
+    base = {
+        "started_at": started,
+        "ae_model_version": ae_version.version,
+        "seq_model_version": seq_version.version,
+        "model_checksums": {
+            **{f"{v.name}/{f}": s for v in (ae_version, seq_version) for f, s in v.checksums.items()},
+            **rival.checksums(),
+        },
+        "ae_threshold": ae_version.threshold,
+    }
+    with locks.hold(spark, cfg, [locks.date_key(t, day) for t in WRITTEN_TABLES], run_id):
+        try:
+            result = _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings)
+        except Exception as exc:
+            _log_failure(spark, cfg, day, run_id, base, exc, clock, timings)
+            raise
+        timings["total"] = time.monotonic() - clock
+        row = {
+            **base,
+            "run_id": run_id,
+            "status": "SUCCEEDED",
+            "message": EMPTY_DAY_MESSAGE if result.counts["sessions_read"] == 0 else None,
+            "counts": result.counts,
+            "decisions": result.decisions,
+            "model_loads": result.model_loads,
+            "timings_s": timings,
+            "table_versions": result.versions,
+        }
+        append_run_log(spark, cfg, day, row)
+    result.tables = {t: tables.table_name(cfg, t) for t in (*PUBLISHED_TABLES, "run_log")}
+    log.info("run %s: done in %.1f s: %s", run_id, timings["total"], result.decisions)
+    return result
+
+
+def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> RunResult:
+    clock = time.monotonic()
+    scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    sessions = inputs.read_sessions(spark, cfg.path("sessions"), day)
+    actions = inputs.read_actions(spark, cfg.path("actions"), day)
+    sessions_read = inputs.check_readable(sessions, "sessions", day, cfg.path("sessions"))
+    actions_read = inputs.check_readable(actions, "actions", day, cfg.path("actions"))
+    timings["read"] = time.monotonic() - clock
+
+    valid, bad = quality.split_valid(quality.flag_sessions(sessions, day))
+    counter = spark.sparkContext.accumulator({}, model_cache.CounterParam())
+    threads = int(cfg.get("scoring.threads_per_worker"))
+    runtime = runtimes.configured(cfg)
+    ae_model = BroadcastModel.of(spark, ae_version, runtime)
+    seq_model = BroadcastModel.of(spark, seq_version, runtime)
+
+    scored = (
+        with_sequences(valid, actions)
+        .transform(lambda df: score_models(df, ae_model, seq_model, threads, counter))
+        .transform(lambda df: challenger.score(df, spark, cfg, rival, (ae_version, seq_version), threads, counter))
+        .transform(lambda df: decide(df, cfg, ae_version.risk_score_cut))
+        .withColumn("dq_flags", quality.session_dq_flags())
+        .withColumn("ae_model_version", F.lit(ae_version.version))
+        .withColumn("seq_model_version", F.lit(seq_version.version))
+        .withColumn("run_id", F.lit(run_id))
+        .withColumn("scored_at", F.lit(scored_at).cast("timestamp"))
+        .withColumn("reasons", privacy.coarsen_reasons(F.col("reasons"), cfg))
+        .withColumn(quality.REASONS_COLUMN, quality.model_output_reasons())
+    )
+    clock = time.monotonic()
+    # materialized once: the audit below and the commits read it, the models run once
+    scored = scored.persist()
+    ok = F.size(quality.REASONS_COLUMN) == 0
+    stats = scored.agg(
+        F.count("*").alias("rows"),
+        F.sum(F.when(ok, 1).otherwise(0)).alias("scored"),
+        F.count_distinct("session_id").alias("distinct_sessions"),
+        F.sum(F.when(ok & (F.col("action_count") == 0), 1).otherwise(0)).alias("sessions_without_actions"),
+    ).first()
+    timings["score"] = time.monotonic() - clock
+    failpoints.hit("after_score")
+
+    clock = time.monotonic()
+    good = scored.where(ok).drop(quality.REASONS_COLUMN)
+    rejected = scored.where(~ok)  # a model output that is not a number is never published as a score
+    quarantine = (
+        quarantine_rows(bad, run_id, scored_at, cfg)
+        .unionByName(quarantine_rows(rejected, run_id, scored_at, cfg))
+        .persist()
+    )
+    capacity = int(cfg.get("review.capacity"))
+    queue = review.review_queue(good, day, capacity, float(cfg.get("review.audit_rate")), run_id).persist()
+    quarantined = quarantine.count()
+    queue_stats = queue.agg(
+        F.count_distinct("case_id").alias("cases"),
+        F.sum(F.when(~F.col("audit"), 1).otherwise(0)).alias("sessions"),
+        F.sum(F.when(F.col("audit"), 1).otherwise(0)).alias("audit"),
+    ).first()
+    decisions = {d: 0 for d in contract.DECISIONS}
+    decisions.update({r["decision"]: r["count"] for r in good.groupBy("decision").count().collect()})
+    known = F.col("action").isin(*contract.ACTIONS)
+    orphan_actions = actions.join(sessions.select("session_id"), on="session_id", how="left_anti").count()
+    counts = {
+        "sessions_read": sessions_read,
+        "sessions_scored": int(stats["scored"] or 0),
+        "sessions_quarantined": quarantined,
+        "actions_read": actions_read,
+        "unknown_actions": actions.filter(~known | F.col("action").isNull()).count(),
+        "orphan_actions": orphan_actions,
+        "sessions_without_actions": int(stats["sessions_without_actions"] or 0),
+        "review_cases": int(queue_stats["cases"] or 0),
+        "review_sessions": int(queue_stats["sessions"] or 0),
+        "review_audit_sessions": int(queue_stats["audit"] or 0),
+        "review_overflow_cases": review.overflow_cases(good, capacity),
+    }
+    compared = challenger.disagreements(good) if rival.configured else None
+    if compared is not None:
+        counts["challenger_disagreements"] = compared["disagreements"]
+    timings["audit"] = time.monotonic() - clock
+    check_reconciled(day, counts, int(stats["rows"]), int(stats["distinct_sessions"]))
+
+    failpoints.hit("before_publish")
+    clock = time.monotonic()
+    versions = {}
+    try:
+        for table, rows in (("scored_sessions", good), ("quarantine", quarantine), ("review_queue", queue)):
+            versions[table] = tables.publish_day(spark, cfg, table, rows, day, run_id).version
+    finally:
+        for frame in (scored, quarantine, queue):
+            frame.unpersist()
+    timings["publish"] = time.monotonic() - clock
+
+    loads = {}
+    models = [contract.AE_MODEL, contract.SEQ_MODEL]
+    models += [f"{challenger.PREFIX}{v.name}" for v in (rival.behavior, rival.sequence) if v is not None]
+    for model in models:
+        summary = model_cache.summarize(counter.value, model)
+        log.info(
+            "model %s: loaded %d times in %d Python workers over %d batches",
+            model,
+            summary["loads"],
+            summary["workers"],
+            summary["batches"],
+        )
+        loads.update({f"{model}.{k}": v for k, v in summary.items()})
+    return RunResult(run_id, day, counts, decisions, loads, challenger=compared, versions=versions)
+
+
+def check_reconciled(day: dt.date, counts: dict[str, int], scored_rows: int, distinct_sessions: int) -> None:
+    """Nothing is published unless every session read is scored or quarantined, and none twice."""
+    read, scored, quarantined = counts["sessions_read"], counts["sessions_scored"], counts["sessions_quarantined"]
+    if read != scored + quarantined:
+        raise ReconciliationError(f"sessions {day}: read {read} != scored {scored} + quarantined {quarantined}")
+    if distinct_sessions != scored_rows:
+        raise ReconciliationError(f"sessions {day}: a session_id was scored twice")
+
+
+def append_run_log(spark: SparkSession, cfg: Config, day: dt.date, row: dict) -> None:
+    """Commit one run_log row for ``day`` (the run's own commit, last of the run's commits)."""
+    finished = dt.datetime.now(dt.UTC)
+    full = {
+        "message": None,
+        "counts": {},
+        "decisions": {},
+        "model_loads": {},
+        "timings_s": {},
+        "table_versions": {},
+        **row,
+        "finished_at": finished.replace(tzinfo=None),
+        "started_at": row["started_at"].replace(tzinfo=None),
+        "duration_s": (finished - row["started_at"]).total_seconds(),
+        "config_hash": cfg.digest(),
+        "code_version": runs.code_version(),
+        "spark_master": spark.sparkContext.master,
+    }
+    df = spark.createDataFrame([full], contract.RUN_LOG_SCHEMA)
+    tables.append_day(spark, cfg, "run_log", df, day, row["run_id"])
+
+
+def _log_failure(spark, cfg, day, run_id, base, exc, clock, timings) -> None:
+    """Best effort: record the failed run in run_log; never hides the original error."""
+    try:
+        timings["total"] = time.monotonic() - clock
+        row = {
+            **base,
+            "run_id": run_id,
+            "status": "FAILED",
+            "message": str(exc).splitlines()[0][:500],
+            "timings_s": timings,
+        }
+        append_run_log(spark, cfg, day, row)
+    except Exception:  # noqa: BLE001 - the original error is what matters
+        log.warning("run %s: could not record the failure in run_log", run_id, exc_info=True)

@@ -1,0 +1,101 @@
+"""The one place a SparkSession is built from the configuration.
+
+Local mode by default (``spark.master``), any master URL otherwise; ``spark.master: null``
+takes the master given to spark-submit. The catalog is Hive-backed, so tables outlive the job: an
+embedded Derby metastore under ``paths.metastore`` (shipped in the pyspark wheel), or a shared one
+in PostgreSQL (``catalog.metastore``; ``raksha.platform.metastore`` makes its schema before the session).
+Every table is a Delta table: the Delta jars (fetched once at setup, ``raksha.platform.jars``) come through
+``spark.jars``, Delta's catalog is the session catalog, Delta writes the tables' columns into the
+metastore (so JDBC clients see them), and deletion vectors stay off (delta-rs readers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+from pyspark.sql import SparkSession
+
+from raksha.config import Config
+from raksha.platform import jars, metastore
+
+log = logging.getLogger(__name__)
+
+# Environment the Python workers need; local-mode workers inherit the driver's environment,
+# cluster executors get it through spark.executorEnv.
+WORKER_ENV = {"KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "2", "TF_ENABLE_ONEDNN_OPTS": "0"}
+DELTA_CONF = {
+    "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+    "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+    # the tables' columns go to the metastore too, so JDBC and BI clients see them
+    "spark.databricks.delta.catalog.update.enabled": "true",
+    # which replaces the placeholder column Spark registers for a Delta table: Hive must allow it
+    "spark.hadoop.hive.metastore.disallow.incompatible.col.type.changes": "false",
+    # delta-rs readers must keep working
+    "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
+}
+
+
+def _conf_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _add_to_running_driver(jar_paths: list[str]) -> None:
+    """Under spark-submit the driver JVM started before this code ran: ``spark.jars`` still ships
+    the jars to the executors, but the driver loads classes only from what it was launched with.
+    Add the jars to its class loader (a ``MutableURLClassLoader``, which is what ``--jars`` adds to),
+    unless it was launched with them."""
+    from pyspark import SparkContext
+
+    SparkContext._ensure_initialized()
+    jvm = SparkContext._jvm
+    loader = jvm.org.apache.spark.util.Utils.getContextOrSparkClassLoader()
+    try:
+        jvm.java.lang.Class.forName("io.delta.sql.DeltaSparkSessionExtension", False, loader)
+        return
+    except Exception:  # noqa: BLE001 - py4j: ClassNotFoundException
+        pass
+    for path in jar_paths:
+        loader.addURL(jvm.java.io.File(path).toURI().toURL())
+    log.debug("added %d jars to the running driver's class loader", len(jar_paths))
+
+
+def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
+    """A SparkSession with the configured master, Spark settings and the raksha catalog."""
+    # Without these the Python workers start the system python, which lacks our packages.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    for key, value in WORKER_ENV.items():
+        os.environ.setdefault(key, value)
+
+    builder = SparkSession.builder.appName(app_name or cfg.get("spark.app_name"))
+    master = cfg.get("spark.master", None)
+    # Under spark-submit the JVM already has the master it was given: keep it.
+    if master and "PYSPARK_GATEWAY_PORT" not in os.environ:
+        builder = builder.master(master)
+    jar_paths = jars.jar_paths()
+    builder = builder.config("spark.jars", ",".join(jar_paths))
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        _add_to_running_driver(jar_paths)
+    for key, value in DELTA_CONF.items():
+        builder = builder.config(key, value)
+    for key, value in (cfg.get("spark.conf") or {}).items():
+        builder = builder.config(key, _conf_value(value))
+    for key, value in WORKER_ENV.items():
+        builder = builder.config(f"spark.executorEnv.{key}", value)
+    if master and str(master).startswith("local"):
+        # a laptop run listens on loopback only
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+    # Derby: its folder; PostgreSQL: the database and the Hive schema, once, before any session
+    metastore.ensure_schema(cfg)
+    builder = builder.config("spark.sql.catalogImplementation", "hive").config(
+        "spark.sql.warehouse.dir", cfg.path("warehouse")
+    )
+    for key, value in metastore.spark_conf(cfg).items():
+        builder = builder.config(key, value)
+    spark = builder.enableHiveSupport().getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    log.info("SparkSession on %s (Spark %s)", spark.sparkContext.master, spark.version)
+    return spark

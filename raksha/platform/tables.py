@@ -1,0 +1,275 @@
+"""Output tables: Delta Lake tables in the catalog, and the one way a day is published.
+
+Every output table (``contract.OUTPUT_SCHEMAS``) is a Delta table at
+``{paths.warehouse}/{table}``, partitioned by ``dt`` and registered as ``{database}.{table}``,
+with the contract's invariants as Delta constraints (``contract.TABLE_CONSTRAINTS``).
+
+A run publishes a day with one Delta commit per table (``publish_days``): an overwrite with
+``replaceWhere dt IN (...)``, so a reader on any storage sees the old day or the new one, never a
+mix; other dates are never touched; a rerun adds one version holding the same rows. Each commit
+carries the run in its metadata (``{"run_id", "kind", "days", ...}``), so the runs that wrote a
+date can be listed (``DESCRIBE HISTORY``) and any of them restored by time travel within the
+retention (``raksha.platform.history``). Writers hold ``raksha.platform.locks``: the run's dates for the whole run,
+and the table's commit lock around each commit. Deletion vectors stay off, so delta-rs readers
+(the ``deltalake`` package) read every table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from raksha import contract
+from raksha.config import Config
+from raksha.ingest import inputs
+from raksha.platform import failpoints, locks
+
+log = logging.getLogger(__name__)
+
+USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+MIN_FILE_RETENTION_DAYS = 7  # Delta's own default for keeping replaced files' tombstones
+
+
+class CatalogError(RuntimeError):
+    """The catalog holds a table that does not match this configuration."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    """A run's commit to a table: the version its day is published at, and what it wrote.
+
+    Delta makes no commit for a write that changes nothing (an empty day replacing an empty day);
+    then ``committed`` is False and ``version`` is the table's version holding that same day.
+    """
+
+    table: str
+    version: int
+    rows: int
+    files: int
+    committed: bool = True
+
+
+def table_name(cfg: Config, table: str) -> str:
+    return f"{cfg.get('catalog.database')}.{table}"
+
+
+def table_location(cfg: Config, table: str) -> str:
+    return f"{cfg.path('warehouse').rstrip('/')}/{table}"
+
+
+def columns(table: str) -> list[str]:
+    """The table's columns in order, without dt."""
+    return [f.name for f in contract.OUTPUT_SCHEMAS[table].fields]
+
+
+def _ddl(schema: T.StructType) -> str:
+    cols = [f"`{f.name}` {f.dataType.simpleString()}{'' if f.nullable else ' NOT NULL'}" for f in schema.fields]
+    return ", ".join(cols + ["`dt` string NOT NULL"])
+
+
+def _normalize(location: str) -> str:
+    return location.removeprefix("file:").rstrip("/")
+
+
+def retention_days(cfg: Config) -> float:
+    return float(cfg.get("publish.retention_days"))
+
+
+def exists(spark: SparkSession, cfg: Config, table: str) -> bool:
+    return bool(spark.catalog.tableExists(table_name(cfg, table)))
+
+
+_ENSURED: set[tuple[str, str, str]] = set()  # (application, table name, location) checked in this process
+
+
+def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
+    """Create ``{database}.{table}`` as a Delta table at its warehouse folder, with its constraints.
+
+    A new table gets its properties and constraints in its one CREATE commit; a table whose folder
+    holds a Delta table already (the catalog is new, or lost it) is registered as it is, and any
+    constraint it lacks is added. Each is a commit: call it holding the table's commit lock.
+    """
+    name = table_name(cfg, table)
+    location = table_location(cfg, table)
+    key = (spark.sparkContext.applicationId, name, location)
+    if key in _ENSURED:
+        return name
+    constraints = contract.TABLE_CONSTRAINTS.get(table, {})
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{cfg.get('catalog.database')}`")
+    if not spark.catalog.tableExists(name):
+        if DeltaTable.isDeltaTable(spark, location):
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION '{location}'")
+        else:
+            keep = max(MIN_FILE_RETENTION_DAYS, math.ceil(retention_days(cfg)))
+            properties = {
+                "delta.enableDeletionVectors": "false",
+                "delta.deletedFileRetentionDuration": f"interval {keep} days",
+                **{f"delta.constraints.{c}": expression for c, expression in constraints.items()},
+            }
+            listed = ", ".join(f"'{k}' = '{v.replace(chr(39), chr(92) + chr(39))}'" for k, v in properties.items())
+            spark.sql(
+                f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(contract.OUTPUT_SCHEMAS[table])}) USING delta "
+                f"PARTITIONED BY (dt) LOCATION '{location}' TBLPROPERTIES ({listed})"
+            )
+    described = {r["col_name"]: r["data_type"] for r in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()}
+    if _normalize(described.get("Location", "")) != _normalize(location):
+        raise CatalogError(
+            f"table {name} is registered at {described.get('Location')}, but paths.warehouse puts it at {location}"
+        )
+    if str(described.get("Provider", "")).lower() != "delta":
+        raise CatalogError(
+            f"table {name} is a {described.get('Provider')} table, not Delta (written by an older raksha): "
+            f'convert it once with `raksha sql "CONVERT TO DELTA {name}"`'
+        )
+    present = {r["key"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    for constraint, expression in constraints.items():
+        if f"delta.constraints.{constraint}" not in present:
+            spark.sql(f"ALTER TABLE {name} ADD CONSTRAINT {constraint} CHECK ({expression})")
+    _ENSURED.add(key)
+    return name
+
+
+def commit_metadata(run_id: str, days: Sequence[dt.date], **extra: Any) -> str:
+    """What every commit of a run carries: the run id, its kind and the days it replaced."""
+    return json.dumps(
+        {"run_id": run_id, "kind": run_id.split("-", 1)[0], "days": sorted(d.isoformat() for d in days), **extra},
+        sort_keys=True,
+    )
+
+
+@contextmanager
+def committing(
+    spark: SparkSession, cfg: Config, table: str, run_id: str, days: Sequence[dt.date], **extra: Any
+) -> Iterator[str]:
+    """Hold ``table``'s commit lock, make sure the table exists, and tag the commit with the run.
+
+    Yields the table's name; the block makes exactly one commit (a write or a MERGE).
+    """
+    with locks.hold(spark, cfg, [locks.commit_key(table)], run_id, wait_s=locks.commit_wait_s(cfg)):
+        name = ensure_table(spark, cfg, table)
+        spark.conf.set(USER_METADATA_CONF, commit_metadata(run_id, days, **extra))
+        try:
+            yield name
+        finally:
+            spark.conf.unset(USER_METADATA_CONF)
+
+
+def last_commit(spark: SparkSession, name: str, table: str) -> Commit:
+    """The caller's commit to ``name``: the newest one, read under the table's commit lock."""
+    row = DeltaTable.forName(spark, name).history(1).select("version", "operationMetrics", "userMetadata").first()
+    if row["userMetadata"] != spark.conf.get(USER_METADATA_CONF, None):
+        return Commit(table, int(row["version"]), 0, 0, committed=False)
+    metrics = row["operationMetrics"] or {}
+    rows = metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted") or 0
+    files = metrics.get("numFiles") or metrics.get("numTargetFilesAdded") or 0
+    return Commit(table, int(row["version"]), int(rows), int(files))
+
+
+def _days_predicate(days: Sequence[dt.date]):
+    return F.col("dt").isin(*[d.isoformat() for d in days])
+
+
+def publish_days(
+    spark: SparkSession,
+    cfg: Config,
+    table: str,
+    rows: DataFrame,
+    days: Sequence[dt.date],
+    run_id: str,
+    **extra: Any,
+) -> Commit:
+    """Replace ``days`` of ``table`` with ``rows`` (its columns plus dt) in one commit."""
+    frame = rows.select(*columns(table), "dt")
+    frame = failpoints.in_tasks(frame, f"write_{table}")
+    with committing(spark, cfg, table, run_id, days, **extra) as name:
+        frame.writeTo(name).overwrite(_days_predicate(days))
+        commit = last_commit(spark, name, table)
+    if commit.committed:
+        log.info("%s: %s committed as version %d (%d rows)", run_id, name, commit.version, commit.rows)
+    else:
+        log.info("%s: %s unchanged (the day was empty and stays empty; version %d)", run_id, name, commit.version)
+    return commit
+
+
+def publish_day(
+    spark: SparkSession, cfg: Config, table: str, rows: DataFrame, day: dt.date, run_id: str, **extra: Any
+) -> Commit:
+    """Replace ``day`` of ``table`` with ``rows`` (the table's columns; dt is set here)."""
+    return publish_days(spark, cfg, table, rows.withColumn("dt", F.lit(day.isoformat())), [day], run_id, **extra)
+
+
+def append_day(spark: SparkSession, cfg: Config, table: str, rows: DataFrame, day: dt.date, run_id: str) -> Commit:
+    """Add ``rows`` to ``day`` of an append-only table (run_log) in one commit."""
+    frame = rows.withColumn("dt", F.lit(day.isoformat())).select(*columns(table), "dt")
+    with committing(spark, cfg, table, run_id, [day]) as name:
+        frame.writeTo(name).append()
+        return last_commit(spark, name, table)
+
+
+def commits(spark: SparkSession, cfg: Config, table: str) -> list[dict[str, Any]]:
+    """Every commit of ``table`` still in its log that a run tagged, newest first.
+
+    Each: version, timestamp, operation, metrics, and the run's metadata (run_id, kind, days...).
+    """
+    if not exists(spark, cfg, table):
+        return []
+    history = DeltaTable.forName(spark, table_name(cfg, table)).history()
+    out = []
+    for row in history.select("version", "timestamp", "operation", "operationMetrics", "userMetadata").collect():
+        try:
+            meta = json.loads(row["userMetadata"]) if row["userMetadata"] else None
+        except ValueError:
+            meta = None
+        if isinstance(meta, dict) and "run_id" in meta:
+            out.append(
+                {
+                    "version": int(row["version"]),
+                    "timestamp": row["timestamp"],
+                    "operation": row["operation"],
+                    "metrics": dict(row["operationMetrics"] or {}),
+                    **meta,
+                }
+            )
+    return sorted(out, key=lambda c: c["version"], reverse=True)
+
+
+def published_days(spark: SparkSession, cfg: Config, table: str, start: dt.date, end: dt.date) -> set[str]:
+    """The days of start .. end that some run published to ``table`` (also those it left empty)."""
+    if not exists(spark, cfg, table):
+        return set()
+    lo, hi = start.isoformat(), end.isoformat()
+    name = table_name(cfg, table)
+    found = {r[0] for r in spark.table(name).where(F.col("dt").between(lo, hi)).select("dt").distinct().collect()}
+    for commit in commits(spark, cfg, table):
+        found.update(d for d in commit.get("days", []) if lo <= d <= hi)
+    return found
+
+
+def read_days(
+    spark: SparkSession, cfg: Config, table: str, start: dt.date, end: dt.date, missing: Callable[[dt.date], str]
+) -> DataFrame:
+    """``table``'s rows of start .. end (with dt).
+
+    A day not published is an InputError ``'{table} {day}: ' + missing(day)``.
+    """
+    published = published_days(spark, cfg, table, start, end)
+    for day in inputs.days(start, end):
+        if day.isoformat() not in published:
+            raise inputs.InputError(f"{table} {day}: {missing(day)}")
+    return spark.table(table_name(cfg, table)).where(F.col("dt").between(start.isoformat(), end.isoformat()))
+
+
+def read_version(spark: SparkSession, cfg: Config, table: str, version: int) -> DataFrame:
+    """``table`` as it was at ``version`` (Delta time travel)."""
+    return spark.read.format("delta").option("versionAsOf", version).load(table_location(cfg, table))

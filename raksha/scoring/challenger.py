@@ -1,0 +1,159 @@
+"""Champion and challenger: a second model version scored in the same run, never deciding.
+
+``models.challenger.behavior_autoencoder`` and ``models.challenger.sequence_lstm`` name model
+versions under ``paths.models`` (either or both; unset means the champion's own outputs stand in
+for that model). The challenger pair is scored over the same sessions in the same pass, and the
+same decision rules are applied to its outputs, but everything it produces goes to the
+``challenger_*`` columns of scored_sessions: ``decision``, ``risk_score``, reasons and the review
+queue are the promoted (champion) versions' alone. The nightly summary shows where the two
+disagree (``disagreements``).
+
+When no challenger is configured the ``challenger_*`` columns are null.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from raksha import contract
+from raksha.config import Config
+from raksha.decide.decisions import with_decision
+from raksha.models import artifacts, runtimes
+from raksha.models.artifacts import ModelVersion
+from raksha.scoring import calibration
+from raksha.scoring.udfs import BroadcastModel, behavior_udf, features_struct, score_sequences
+
+log = logging.getLogger(__name__)
+
+PREFIX = "challenger_"
+# Champion columns the decision rules may read, swapped for the challenger's while its decision is taken.
+SWAPPED = [
+    "ae_error",
+    "ae_threshold",
+    "ae_is_anomaly",
+    "ae_risk_percent",
+    "ae_surprise",
+    "seq_risk",
+    "seq_is_block",
+    "seq_risk_max",
+    "seq_risk_max_at",
+    "seq_surprise",
+    "risk_score",
+]
+AE_FIELDS = ["ae_error", "ae_threshold", "ae_is_anomaly", "ae_risk_percent", "ae_surprise"]
+SEQ_FIELDS = ["seq_risk", "seq_is_block", "seq_risk_max", "seq_risk_max_at", "seq_surprise"]
+
+
+@dataclass(frozen=True)
+class Challenger:
+    """The configured challenger versions (None: that model is the champion's)."""
+
+    behavior: ModelVersion | None
+    sequence: ModelVersion | None
+
+    @property
+    def configured(self) -> bool:
+        return self.behavior is not None or self.sequence is not None
+
+    def checksums(self) -> dict[str, str]:
+        versions = [v for v in (self.behavior, self.sequence) if v is not None]
+        return {f"{PREFIX}{v.name}/{v.version}/{f}": s for v in versions for f, s in v.checksums.items()}
+
+
+def load(cfg: Config) -> Challenger:
+    """Read and verify the configured challenger versions (checksums checked, nothing deserialized)."""
+    wanted = cfg.get("models.challenger", None) or {}  # keys checked by the config loader
+    versions = {}
+    for name in (contract.AE_MODEL, contract.SEQ_MODEL):
+        version = wanted.get(name)
+        versions[name] = artifacts.load_version(cfg.path("models"), name, str(version)) if version else None
+    return Challenger(versions[contract.AE_MODEL], versions[contract.SEQ_MODEL])
+
+
+def broadcast(spark: SparkSession, version: ModelVersion, runtime: str) -> BroadcastModel:
+    """Broadcast under its own name, so its loads and batches are counted apart from the champion's."""
+    return BroadcastModel.of(spark, version, runtime, name=f"{PREFIX}{version.name}")
+
+
+def absent(scored: DataFrame) -> DataFrame:
+    """The challenger columns, null (no challenger configured)."""
+    return scored.withColumns({f.name: F.lit(None).cast(f.dataType) for f in contract.CHALLENGER_FIELDS})
+
+
+def score(
+    scored: DataFrame,
+    spark: SparkSession,
+    cfg: Config,
+    challenger: Challenger,
+    champion: tuple[ModelVersion, ModelVersion],
+    threads: int,
+    counter: Any,
+) -> DataFrame:
+    """Add the challenger columns to ``scored`` (the champion's model outputs, before ``decide``)."""
+    if not challenger.configured:
+        return absent(scored)
+    out = scored
+    runtime = runtimes.configured(cfg)
+    ae_version, seq_version = champion[0].version, champion[1].version
+    if challenger.behavior is not None:
+        udf = behavior_udf(broadcast(spark, challenger.behavior, runtime), threads, counter)
+        out = out.withColumn("_challenger_ae", udf(features_struct()))
+        out = out.withColumns({f"{PREFIX}{c}": F.col(f"_challenger_ae.{c}") for c in AE_FIELDS}).drop("_challenger_ae")
+        ae_version = challenger.behavior.version
+    else:
+        out = out.withColumns({f"{PREFIX}{c}": F.col(c) for c in AE_FIELDS})
+    if challenger.sequence is not None:
+        model = broadcast(spark, challenger.sequence, runtime)
+        sequences = score_sequences(out.select("session_id", "action_tokens"), model, threads, counter)
+        renamed = sequences.select("session_id", *[F.col(c).alias(f"{PREFIX}{c}") for c in SEQ_FIELDS])
+        out = out.join(renamed, on="session_id", how="left")
+        seq_version = challenger.sequence.version
+    else:
+        out = out.withColumns({f"{PREFIX}{c}": F.col(c) for c in SEQ_FIELDS})
+    out = out.withColumn(
+        f"{PREFIX}risk_score",
+        calibration.risk_score_column(F.col(f"{PREFIX}ae_surprise"), F.col(f"{PREFIX}seq_surprise")),
+    )
+    behavior = challenger.behavior or champion[0]
+    out = _challenger_decision(out, cfg, behavior.risk_score_cut)
+    return out.withColumns(
+        {f"{PREFIX}ae_model_version": F.lit(ae_version), f"{PREFIX}seq_model_version": F.lit(seq_version)}
+    ).drop(f"{PREFIX}ae_surprise", f"{PREFIX}seq_surprise")
+
+
+def _challenger_decision(df: DataFrame, cfg: Config, risk_score_cut: float | None) -> DataFrame:
+    """The configured rules over the challenger's columns: swap names, decide, swap back (projections only)."""
+    aside = {c: f"_champion_{c}" for c in SWAPPED if c in df.columns}
+    df = df.withColumnsRenamed(aside)
+    df = df.withColumnsRenamed({f"{PREFIX}{c}": c for c in SWAPPED})
+    df = with_decision(df, cfg, risk_score_cut, f"{PREFIX}decision")
+    df = df.withColumnsRenamed({c: f"{PREFIX}{c}" for c in SWAPPED})
+    return df.withColumnsRenamed({v: k for k, v in aside.items()})
+
+
+def disagreements(scored: DataFrame, examples: int = 5) -> dict[str, Any]:
+    """Where champion and challenger decide differently: counts per (champion, challenger) pair and examples."""
+    decided = scored.filter(F.col(f"{PREFIX}decision").isNotNull())
+    differ = decided.filter(F.col("decision") != F.col(f"{PREFIX}decision"))
+    pairs = {
+        f"{r['decision']}->{r[f'{PREFIX}decision']}": int(r["count"])
+        for r in differ.groupBy("decision", f"{PREFIX}decision").count().collect()
+    }
+    gap = F.abs(F.col("risk_score") - F.col(f"{PREFIX}risk_score"))
+    top = (
+        differ.orderBy(gap.desc(), "session_id")
+        .select("session_id", "decision", f"{PREFIX}decision", "risk_score", f"{PREFIX}risk_score")
+        .limit(examples)
+        .collect()
+    )
+    return {
+        "sessions_compared": decided.count(),
+        "disagreements": sum(pairs.values()),
+        "pairs": dict(sorted(pairs.items())),
+        "examples": [r.asDict() for r in top],
+    }

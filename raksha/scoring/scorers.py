@@ -1,0 +1,257 @@
+"""Deserialized, ready-to-run models: verified bytes in, numpy batches through.
+
+A scorer is built from a verified ``ModelVersion`` (see ``artifacts``) and runs whole
+batches; it never calls the model once per row. Built once per Python worker by
+``model_cache``. Besides the notebooks' outputs, each scorer says how unusual an output is
+against its version's reference distribution (``calibration``) and which inputs drove it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from raksha import contract
+from raksha.features.behavior import Scaler, ae_outputs, ae_reasons, feature_matrix, model_input, reconstruction_error
+from raksha.features.sequences import pad_tokens
+from raksha.models import runtimes
+from raksha.models.artifacts import ModelVersion
+from raksha.scoring import calibration
+
+log = logging.getLogger(__name__)
+
+# Sequence reasons (occlusion) are computed for windows at least this risky.
+SEQ_REASON_MIN_RISK = 0.5
+TOP_REASONS = 3
+# Scored windows a worker remembers (about 100 bytes each, so at most ~100 MB); a day of a million
+# sessions holds about 240,000 distinct windows. Past the limit, new windows are scored per batch.
+MEMO_LIMIT = 1_000_000
+
+
+def window_keys(rows: np.ndarray) -> np.ndarray:
+    """One int64 per padded window (its tokens as digits in base VOCABULARY_SIZE): equal iff the rows are."""
+    if rows.size and (rows.min() < 0 or rows.max() >= contract.VOCABULARY_SIZE):
+        raise ValueError(f"action token outside the vocabulary 0..{contract.VOCABULARY_SIZE - 1}")
+    weights = contract.VOCABULARY_SIZE ** np.arange(rows.shape[1] - 1, -1, -1, dtype=np.int64)
+    return rows.astype(np.int64) @ weights
+
+
+def session_windows(token_sequences: Sequence[Sequence[int] | None], n: int = contract.MAX_SEQ_LENGTH):
+    """Every window the notebook could have scored, for each session, as one padded matrix.
+
+    For action j (1-based) of a session the window is its last (up to) ``n`` actions up to j,
+    padded with 0 at the end as ``pad_tokens`` does: the session as the notebook would have seen
+    it had it ended at j. A session without actions has one empty window. Returns
+    (padded (W, n) int32, session index (W,), window end j (W,), window offset (W,), first window
+    of each session (S,), windows per session (S,)).
+    """
+    seqs = [np.asarray([] if s is None else s, dtype=np.int32) for s in token_sequences]
+    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    counts = np.maximum(lengths, 1)
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    flat = np.concatenate(seqs) if len(seqs) else np.zeros(0, dtype=np.int32)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)  # each session in ``flat``
+    session = np.repeat(np.arange(len(seqs)), counts)
+    end = np.arange(counts.sum()) - np.repeat(first, counts) + 1
+    end = np.minimum(end, np.repeat(lengths, counts))  # 0 for the empty window
+    offset = np.maximum(end - n, 0)
+    width = end - offset
+    steps = np.arange(n)
+    index = (np.repeat(starts, counts) + offset)[:, None] + steps[None, :]
+    inside = steps[None, :] < width[:, None]
+    padded = np.zeros((len(end), n), dtype=np.int32)
+    if len(flat):
+        padded = np.where(inside, flat[np.minimum(index, len(flat) - 1)], 0).astype(np.int32)
+    return padded, session, np.maximum(end, 1), offset, first, counts
+
+
+def _reference(version: ModelVersion) -> list[float] | None:
+    reference = version.manifest.get("reference") or {}
+    quantiles = reference.get("quantiles")
+    return list(quantiles) if quantiles else None
+
+
+class BehaviorScorer:
+    """The autoencoder, its scaler, its threshold and its reference distribution."""
+
+    def __init__(self, version: ModelVersion, runtime: str = runtimes.DEFAULT, threads: int = 1) -> None:
+        what = f"{version.name}/{version.version}"
+        self.version = version.version
+        self.scaler = Scaler.from_json(json.loads(version.files["scaler.json"]))
+        self.threshold = float(version.manifest["threshold"])
+        # the scale of the parametric tail (no reference): a calibrated legacy version keeps its original
+        self.fallback_threshold = float(version.manifest.get("fallback_threshold") or self.threshold)
+        self.reference = _reference(version)
+        self.forward = runtimes.load(version.files["model.keras"], what, len(contract.FEATURES), runtime, threads)
+
+    def reconstruct(self, x: np.ndarray) -> np.ndarray:
+        return self.forward(x)
+
+    def surprise(self, ae_error: np.ndarray) -> np.ndarray:
+        if self.reference is None:
+            return calibration.fallback_surprise(ae_error, "ae", self.fallback_threshold)
+        return calibration.surprise(ae_error, self.reference)
+
+    def score(self, features: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
+        """ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent, ae_surprise (and the flat columns of the
+        top reasons, ``features.ae_reasons``)."""
+        observed = feature_matrix(features)
+        x = model_input(observed, self.scaler)
+        reconstructed = self.reconstruct(x)
+        out = ae_outputs(reconstruction_error(x, reconstructed), self.threshold)
+        out["ae_surprise"] = self.surprise(out["ae_error"].to_numpy())
+        if with_reasons:
+            out = pd.concat([out, ae_reasons(observed, x, reconstructed, self.scaler, TOP_REASONS)], axis=1)
+        return out
+
+
+class SequenceScorer:
+    """The LSTM sequence classifier and its reference distribution on normal sequences."""
+
+    def __init__(
+        self,
+        version: ModelVersion,
+        runtime: str = runtimes.DEFAULT,
+        threads: int = 1,
+        block_threshold: float = contract.SEQ_BLOCK_THRESHOLD,
+    ) -> None:
+        what = f"{version.name}/{version.version}"
+        self.version = version.version
+        self.block_threshold = block_threshold
+        self.reference = _reference(version)
+        self.forward = runtimes.load(version.files["model.keras"], what, contract.MAX_SEQ_LENGTH, runtime, threads)
+        self._memo: dict[int, float] | None = {} if self.forward.batch_independent else None
+
+    def risk(self, padded: np.ndarray) -> np.ndarray:
+        """Sigmoid output (float32, as Keras returns it) for padded (n, 10) token rows."""
+        return self.forward(padded).reshape(-1)
+
+    def window_risk(self, padded: np.ndarray) -> np.ndarray:
+        """``risk`` of each padded row, each distinct row run through the model once.
+
+        Windows repeat heavily (a batch of 10,000 sessions holds about 55,000 windows and 8,500
+        distinct ones; a day of a million sessions about 240,000 distinct). The distinct rows of a
+        batch run once; with a runtime whose output for a row does not depend on its batch (ONNX
+        Runtime), a row this worker has already scored is not run again either, so a result is the
+        same whichever batch or worker computes it. With Keras only the batch's own rows are used: its
+        float32 output can change in the last bits with the batch, and a retried task must give the
+        same numbers.
+        """
+        if len(padded) == 0:
+            return np.zeros(0, dtype=np.float32)
+        rows = np.ascontiguousarray(padded, dtype=np.int32)
+        keys = window_keys(rows)
+        unique, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        inverse = inverse.reshape(-1)
+        if self._memo is None:
+            return self.risk(rows[first])[inverse]
+        known = np.fromiter((self._memo.get(k, np.nan) for k in unique.tolist()), dtype=np.float32, count=len(unique))
+        missing = np.flatnonzero(np.isnan(known))
+        if len(missing):
+            fresh = self.risk(rows[first[missing]])
+            known[missing] = fresh
+            if len(self._memo) + len(missing) <= MEMO_LIMIT:
+                self._memo.update(zip(unique[missing].tolist(), fresh.tolist(), strict=True))
+        return known[inverse]
+
+    def score_sessions(
+        self, token_sequences: Sequence[Sequence[int] | None], with_reasons: bool = True
+    ) -> pd.DataFrame:
+        """Per session: seq_risk and seq_is_block (the notebook's, last 10 actions), seq_risk_max and
+        seq_risk_max_at (the riskiest window and the action it ends on, the earliest of equals),
+        seq_surprise (of the riskiest window) and seq_reasons (its steps, placed in the session)."""
+        padded, _, end, offset, first, counts = session_windows(token_sequences)
+        risk32 = self.window_risk(padded)
+        last = first + counts - 1
+        seq_risk = risk32[last].astype(np.float64)
+        if len(first):
+            peak_value = np.maximum.reduceat(risk32, first)
+            at_peak = risk32 == np.repeat(peak_value, counts)
+            candidates = np.where(at_peak, np.arange(len(risk32)), len(risk32))
+            peak = np.minimum.reduceat(candidates, first)
+        else:
+            peak = np.zeros(0, dtype=np.int64)
+        seq_risk_max = risk32[peak].astype(np.float64)
+        out = pd.DataFrame(
+            {
+                "seq_risk": seq_risk,
+                "seq_is_block": (seq_risk > self.block_threshold).astype("int32"),
+                "seq_risk_max": seq_risk_max,
+                "seq_risk_max_at": end[peak].astype("int32"),
+                "seq_surprise": self.surprise(seq_risk_max),
+            }
+        )
+        if with_reasons:
+            out["seq_reasons"] = self.reasons(padded[peak], risk32[peak], offset[peak])
+        return out
+
+    def surprise(self, seq_risk: np.ndarray) -> np.ndarray:
+        if self.reference is None:
+            return calibration.fallback_surprise(seq_risk, "seq")
+        return calibration.surprise(seq_risk, self.reference, logit=True)
+
+    def occlusion(self, padded: np.ndarray, risk: np.ndarray) -> np.ndarray:
+        """Drop in risk when each step is removed (later steps move up, padding follows): (n, 10)."""
+        n, width = padded.shape
+        drops = np.zeros((n, width))
+        if n == 0:
+            return drops
+        variants = np.zeros((n, width, width), dtype=np.int32)
+        for step in range(width):
+            kept = np.delete(padded, step, axis=1)
+            variants[:, step, : width - 1] = kept
+        occluded = self.risk(variants.reshape(n * width, width)).reshape(n, width)
+        drops = risk[:, None].astype(np.float64) - occluded
+        drops[padded == 0] = -np.inf  # padding and unknown steps are not reasons
+        return drops
+
+    def reasons(self, padded: np.ndarray, risk: np.ndarray, offsets: np.ndarray) -> list[list[dict[str, object]]]:
+        """Top steps by occlusion drop, each named with the step before it (``A -> B``)."""
+        out: list[list[dict[str, object]]] = [[] for _ in range(len(padded))]
+        risky = np.flatnonzero(risk >= SEQ_REASON_MIN_RISK)
+        if len(risky) == 0:
+            return out
+        drops = self.occlusion(padded[risky], risk[risky])
+        for row, drop in zip(risky, drops, strict=True):
+            order = [i for i in np.argsort(-drop, kind="stable")[:TOP_REASONS] if drop[i] > 0]
+            for step in order:
+                before = contract.ACTION_NAMES.get(int(padded[row, step - 1]), "UNKNOWN") if step else "START"
+                before = "EARLIER" if not step and offsets[row] else before
+                action = contract.ACTION_NAMES.get(int(padded[row, step]), "UNKNOWN")
+                out[row].append(
+                    {
+                        "code": f"{before} -> {action}",
+                        "feature": "actions",
+                        "value": float(offsets[row] + step + 1),  # position of the step in the session
+                        "expected": None,
+                        "contribution": float(drop[step]),
+                    }
+                )
+        return out
+
+    def score(
+        self, token_sequences: Sequence[Sequence[int]], offsets: Sequence[int] | None = None, with_reasons: bool = True
+    ) -> pd.DataFrame:
+        """seq_risk, seq_is_block, seq_surprise (and seq_reasons) for each sequence of action tokens.
+
+        ``offsets`` is where each sequence starts in its session (0 when it is the session's
+        beginning); it only shifts the positions reported in the reasons.
+        """
+        padded = pad_tokens(list(token_sequences))
+        risk32 = self.risk(padded)
+        seq_risk = risk32.astype(np.float64)
+        out = pd.DataFrame(
+            {
+                "seq_risk": seq_risk,
+                "seq_is_block": (seq_risk > self.block_threshold).astype("int32"),
+                "seq_surprise": self.surprise(seq_risk),
+            }
+        )
+        if with_reasons:
+            starts = np.zeros(len(padded), dtype=np.int64) if offsets is None else np.asarray(offsets, dtype=np.int64)
+            out["seq_reasons"] = self.reasons(padded, risk32, starts)
+        return out
