@@ -36,12 +36,13 @@ test: setup ## run the test suite
 bench: setup ## time the nightly job against its floor, the Spark-docs recipe and the notebooks (BENCH_ARGS=...)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
-lint: setup ## ruff lint and format check
-	$(BIN)/ruff check raksha jobs tests
-	$(BIN)/ruff format --check raksha jobs tests
+lint: setup ## ruff lint and format check, mypy on the pure modules (CI runs it)
+	$(BIN)/ruff check raksha jobs tests bench
+	$(BIN)/ruff format --check raksha jobs tests bench
+	$(BIN)/mypy
 
 format: setup ## ruff format in place
-	$(BIN)/ruff format raksha jobs tests
+	$(BIN)/ruff format raksha jobs tests bench
 
 models: setup ## retrain the shipped default models in models/ on generated data
 	$(BIN)/python -m raksha.models.shipped

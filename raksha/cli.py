@@ -127,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("sql", parents=[common], help="run one SQL statement against the catalog")
     p.add_argument("statement")
+
+    p = sub.add_parser("config", parents=[common], help="print the effective configuration (base, overlays, --set)")
+    p.add_argument("action", choices=["show"])
     return parser
 
 
@@ -349,6 +352,14 @@ def cmd_sql(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config(cfg: Config, args: argparse.Namespace) -> int:
+    import yaml
+
+    print(f"# effective configuration (checked; config_hash {cfg.digest()}, as run_log records it)")
+    print(yaml.safe_dump(cfg.data, sort_keys=False, default_flow_style=False).rstrip())
+    return 0
+
+
 COMMANDS = {
     "generate": cmd_generate,
     "train-autoencoder": cmd_train_autoencoder,
@@ -365,6 +376,7 @@ COMMANDS = {
     "restore": cmd_restore,
     "vacuum": cmd_vacuum,
     "sql": cmd_sql,
+    "config": cmd_config,
 }
 
 

@@ -1,7 +1,9 @@
 """Configuration: ``conf/base.yaml``, then overlays (``--conf FILE``), then ``--set key=value``.
 
 A ``--set`` or overlay key that base.yaml does not define is an error (a typo must not be
-silently ignored), except below ``spark.conf``, which takes any Spark setting.
+silently ignored), except below ``spark.conf``, which takes any Spark setting. Every key has a
+type and a range (``Settings`` below), checked when the configuration is loaded, before anything
+is read: ``--set review.capacity=abc`` fails naming the key.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CONF_DIR = Path(os.environ.get("RAKSHA_CONF_DIR", REPO_ROOT / "conf"))
@@ -56,6 +59,137 @@ def _parse_set(item: str) -> dict[str, Any]:
     return nested
 
 
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=False)
+
+
+Positive = Annotated[int, Field(ge=1)]
+Share = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Paths(_Section):
+    sessions: Annotated[str, Field(min_length=1)]
+    actions: Annotated[str, Field(min_length=1)]
+    labels: Annotated[str, Field(min_length=1)]
+    warehouse: Annotated[str, Field(min_length=1)]
+    models: Annotated[str, Field(min_length=1)]
+    metastore: Annotated[str, Field(min_length=1)]
+
+
+class _Spark(_Section):
+    master: str | None
+    app_name: str
+    conf: dict[str, Any] | None
+
+
+class _Challenger(_Section):
+    behavior_autoencoder: str | None
+    sequence_lstm: str | None
+
+
+class _Models(_Section):
+    challenger: _Challenger
+
+
+class _Postgres(_Section):
+    url: Annotated[str, Field(pattern=r"^jdbc:postgresql://")]
+    user: Annotated[str, Field(min_length=1)]
+    password_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class _Catalog(_Section):
+    database: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+    metastore: Literal["derby", "postgres"]
+    postgres: _Postgres
+
+
+class _Scoring(_Section):
+    threads_per_worker: Positive
+    runtime: Literal["onnx", "keras"]
+
+
+class _Decision(_Section):
+    # each rule's keys, outcome and condition are checked against the scored columns by
+    # raksha.decide.decisions.validate_policy, the first step of every run
+    rules: list[dict[str, Any]]
+    default: str
+
+
+class _Publish(_Section):
+    retention_days: Annotated[float, Field(ge=0)]
+    commit_wait_s: Annotated[float, Field(ge=0)]
+
+
+class _Privacy(_Section):
+    location_decimals: Annotated[int, Field(ge=0, le=8)] | None
+    keep_network_ids: bool
+    pseudonym_key_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class _Review(_Section):
+    capacity: Annotated[int, Field(ge=0)]
+    audit_rate: Share
+
+
+class _Exports(_Section):
+    behavior_max_risk_score: Annotated[float, Field(ge=0, le=100)]
+
+
+class _Generate(_Section):
+    attack_rate: Share
+    seed: int
+    users_per_1000_sessions: Positive
+
+
+class _Autoencoder(_Section):
+    epochs: Positive
+    batch_size: Positive
+    patience: Annotated[int, Field(ge=0)]
+    test_size: Annotated[float, Field(gt=0, lt=1)]
+    validation_split: Annotated[float, Field(ge=0, lt=1)]
+
+
+class _Sequence(_Section):
+    epochs: Positive
+    batch_size: Positive
+    test_size: Annotated[float, Field(gt=0, lt=1)]
+
+
+class _Training(_Section):
+    max_rows: Positive
+    seed: int
+    autoencoder: _Autoencoder
+    sequence: _Sequence
+
+
+class Settings(_Section):
+    """Every configuration key with its type and range (the keys of conf/base.yaml)."""
+
+    paths: _Paths
+    spark: _Spark
+    models: _Models
+    catalog: _Catalog
+    scoring: _Scoring
+    decision: _Decision
+    publish: _Publish
+    privacy: _Privacy
+    review: _Review
+    exports: _Exports
+    generate: _Generate
+    training: _Training
+
+
+def check(data: Mapping[str, Any]) -> None:
+    """Raise ``ConfigError`` naming the first key whose value has the wrong type or range."""
+    try:
+        Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        got = first.get("input")
+        raise ConfigError(f"config key '{key}': {first['msg']} (got {got!r})") from None
+
+
 @dataclass(frozen=True)
 class Config:
     """Resolved configuration; read values with ``cfg.get("paths.sessions")``."""
@@ -80,6 +214,7 @@ class Config:
         data = copy.deepcopy(self.data)
         for item in sets:
             _merge(data, _parse_set(item))
+        check(data)
         return Config(data)
 
     def digest(self) -> str:

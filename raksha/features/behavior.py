@@ -9,6 +9,7 @@ is float64 and only the network runs in float32.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,7 +32,7 @@ class Scaler:
         }
 
     @classmethod
-    def from_json(cls, payload: dict[str, object]) -> Scaler:
+    def from_json(cls, payload: dict[str, Any]) -> Scaler:
         if list(payload.get("features", [])) != list(contract.CONTINUOUS_FEATURES):
             raise ValueError("scaler features differ from the contract's continuous features")
         mean = np.asarray(payload["mean"], dtype=np.float64)
@@ -141,8 +142,8 @@ def ae_reasons(
     out = {}
     for k in range(order.shape[1]):
         keep = present[:, k]
-        out[f"ae_reason_{k + 1}_code"] = np.where(keep, code[:, k], None)
-        out[f"ae_reason_{k + 1}_feature"] = np.where(keep, _FEATURES[order[:, k]], None)
+        out[f"ae_reason_{k + 1}_code"] = np.where(keep, code[:, k], np.array(None, dtype=object))
+        out[f"ae_reason_{k + 1}_feature"] = np.where(keep, _FEATURES[order[:, k]], np.array(None, dtype=object))
         out[f"ae_reason_{k + 1}_value"] = np.where(keep, picked_value[:, k], np.nan)
         out[f"ae_reason_{k + 1}_expected"] = np.where(keep, picked_expected[:, k], np.nan)
         out[f"ae_reason_{k + 1}_contribution"] = np.where(keep, picked_share[:, k], np.nan)

@@ -65,6 +65,8 @@ def fallback_surprise(values: np.ndarray, kind: str, threshold: float | None = N
     """
     x = np.asarray(values, dtype=np.float64)
     if kind == "ae":
+        if threshold is None:
+            raise ValueError("the autoencoder's fallback tail needs its threshold")
         return -math.log10(0.05) * np.maximum(x, 0.0) / float(threshold)
     return -np.log10(np.clip(1.0 - x, 1e-12, 1.0))
 

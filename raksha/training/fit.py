@@ -178,7 +178,7 @@ def fit_sequence_model(
             x, y, test_size=params.test_size, random_state=params.seed, stratify=y
         )
         w_train = w_test = None
-        validation = (x_test, y_test)
+        validation: tuple = (x_test, y_test)
     else:
         x_train, x_test, y_train, y_test, w_train, w_test = train_test_split(
             x, y, weights, test_size=params.test_size, random_state=params.seed, stratify=y
@@ -207,7 +207,7 @@ def fit_sequence_model(
         "n_test": int(len(y_test)),
         "positives": int(y.sum()),
     }
-    if weights is not None:
+    if weights is not None and w_train is not None:
         metrics["sample_weighted"] = True
         metrics["train_weight_sum"] = float(w_train.sum())
         metrics["final_weighted_loss"] = float(history.history["loss"][-1])
