@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from raksha import contract
@@ -99,4 +100,29 @@ def test_scaler_replaced_by_a_malicious_pickle_never_runs(tmp_path, fix_manifest
         (folder / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises((artifacts.ArtifactError, ValueError)):
         BehaviorScorer(artifacts.load_version(tmp_path / "models", contract.AE_MODEL))
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "keras"])
+def test_a_model_file_carrying_code_is_refused_and_the_code_never_runs(tmp_path, runtime):
+    """A ``.keras`` file is a deserialization path: a Lambda layer carries marshalled Python code.
+    Both runtimes refuse it before anything of it runs (Keras' safe mode, the allowed layers)."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    import keras
+
+    from raksha.models import architectures, runtimes
+
+    marker = tmp_path / "pwned"
+    inputs = keras.Input(shape=(30,))
+    code = f"lambda x: x + float(bool(__import__('pathlib').Path({str(marker)!r}).touch()))"
+    hidden = keras.layers.Lambda(eval(code))(inputs)  # noqa: S307 - the attacker's layer, built here
+    model = keras.Model(inputs, keras.layers.Dense(30)(hidden))
+    model(np.zeros((1, 30), dtype=np.float32))  # the layer runs once here: the marker exists now
+    assert marker.exists()
+    marker.unlink()
+    data = architectures.model_to_bytes(model)
+    with pytest.raises(Exception, match=r"(?i)lambda|not allowed|unsafe|safe_mode|unsupported"):
+        runtimes.load(data, contract.AE_MODEL, 30, runtime)
     assert not marker.exists()
