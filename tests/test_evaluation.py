@@ -12,9 +12,9 @@ import factories
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import average_precision_score, roc_auc_score
 
-from raksha import cli, evaluation, synthetic
+from raksha import cli, contract, evaluation, synthetic
 from raksha.feedback import verdicts
 from raksha.ingest.inputs import InputError
 from raksha.pipeline.daily import run
@@ -51,6 +51,19 @@ def _truth(cfg, days) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def _isolation_forest_outside(cfg, truth: pd.DataFrame, report: dict) -> pd.Series:
+    """The baseline computed here from the raw session files: scikit-learn's IsolationForest with the
+    report's settings, trained on every evaluated session (dt, session_id order), negated score."""
+    from sklearn.ensemble import IsolationForest
+
+    raw = pd.concat([pd.read_parquet(Path(cfg.path("sessions")) / f"dt={d}").assign(dt=str(d)) for d in (DAY, DAY2)])
+    raw = raw[raw["session_id"].isin(truth["session_id"])].sort_values(["dt", "session_id"], kind="mergesort")
+    x = raw[list(contract.FEATURES)].astype("float64").fillna(0.0).to_numpy()
+    info = report["baseline"]
+    forest = IsolationForest(n_estimators=info["n_estimators"], random_state=info["random_state"]).fit(x)
+    return pd.Series(-forest.score_samples(x), index=raw["session_id"].to_numpy())
+
+
 def _cli_sets(cfg) -> list[str]:
     sets = [f"paths.{key}={cfg.path(key)}" for key in cfg.get("paths")]
     sets.append(f"catalog.database={cfg.get('catalog.database')}")
@@ -80,10 +93,18 @@ def test_evaluate_command_against_the_generated_labels(spark, scored, tmp_path, 
     for name in SCORES:
         for metric in ("roc_auc", "pr_auc"):
             assert 0.0 <= report["scores"][name][metric] <= 1.0
-    for name in ("ae_error", "seq_risk_max", "risk_score"):
-        assert report["scores"][name]["roc_auc"] > 0.5, name
-        # the same number straight from the files
+    truth["isolation_forest"] = truth["session_id"].map(_isolation_forest_outside(scored, truth, report))
+    for name in ("ae_error", "seq_risk_max", "risk_score", "isolation_forest"):
+        assert report["scores"][name]["roc_auc"] > 0.5, name  # higher is more anomalous: the sign is right
+        # the same numbers from scikit-learn on the files
         assert report["scores"][name]["roc_auc"] == pytest.approx(roc_auc_score(truth["is_attack"], truth[name]))
+        assert report["scores"][name]["pr_auc"] == pytest.approx(
+            average_precision_score(truth["is_attack"], truth[name])
+        )
+        for kind, group in truth[truth["is_attack"] == 1].groupby("attack_kind"):
+            judged = pd.concat([group, truth[truth["is_attack"] == 0]])
+            expected = roc_auc_score(judged["is_attack"], judged[name])
+            assert report["roc_auc_by_kind"][kind][name] == pytest.approx(expected), (kind, name)
     assert report["scores"]["seq_risk_max"]["roc_auc"] > 0.75  # the sequence attacks are in the sequences
     by_kind = report["roc_auc_by_kind"]
     assert set(by_kind) == {"account_takeover", "bot", "social_engineering"}
