@@ -126,3 +126,25 @@ def test_a_model_file_carrying_code_is_refused_and_the_code_never_runs(tmp_path,
     with pytest.raises(Exception, match=r"(?i)lambda|not allowed|unsafe|safe_mode|unsupported"):
         runtimes.load(data, contract.AE_MODEL, 30, runtime)
     assert not marker.exists()
+
+
+def test_the_sequence_scorer_blocks_at_its_version_s_threshold(tmp_path):
+    """seq_is_block follows the block_threshold the version's manifest records (0.8, the notebook's,
+    for the shipped and imported versions), not a constant of the code."""
+    from raksha.scoring.scorers import SequenceScorer
+
+    repo = Path(__file__).resolve().parent.parent
+    shipped = artifacts.load_version(repo / "models", contract.SEQ_MODEL)
+    assert shipped.manifest["block_threshold"] == 0.8
+    fields = {k: v for k, v in shipped.manifest.items() if k not in ("name", "version", "created_at", "files")}
+    lower = artifacts.write_version(tmp_path, contract.SEQ_MODEL, shipped.files, {**fields, "block_threshold": 0.3})
+    rng = np.random.default_rng(0)
+    tokens = [list(rng.integers(1, len(contract.ACTIONS) + 1, rng.integers(1, 11))) for _ in range(400)]
+    at_08 = SequenceScorer(shipped).score(tokens, with_reasons=False)
+    at_03 = SequenceScorer(artifacts.load_version(tmp_path, contract.SEQ_MODEL, lower.version)).score(
+        tokens, with_reasons=False
+    )
+    np.testing.assert_array_equal(at_08["seq_risk"], at_03["seq_risk"])
+    assert (at_08["seq_is_block"] == (at_08["seq_risk"] > 0.8)).all()
+    assert (at_03["seq_is_block"] == (at_03["seq_risk"] > 0.3)).all()
+    assert at_03["seq_is_block"].sum() > at_08["seq_is_block"].sum()

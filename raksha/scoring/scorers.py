@@ -117,11 +117,12 @@ class SequenceScorer:
         version: ModelVersion,
         runtime: str = runtimes.DEFAULT,
         threads: int = 1,
-        block_threshold: float = contract.SEQ_BLOCK_THRESHOLD,
     ) -> None:
         what = f"{version.name}/{version.version}"
         self.version = version.version
-        self.block_threshold = block_threshold
+        # the version's own (its manifest records the one it was trained and evaluated with); the
+        # notebook's 0.8 for a version that records none
+        self.block_threshold = float(version.manifest.get("block_threshold", contract.SEQ_BLOCK_THRESHOLD))
         self.reference = _reference(version)
         self.forward = runtimes.load(version.files["model.keras"], what, contract.MAX_SEQ_LENGTH, runtime, threads)
         self._memo: dict[int, float] | None = {} if self.forward.batch_independent else None
