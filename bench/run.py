@@ -536,10 +536,8 @@ def predict_session_risk(action_sequence, model, actions, max_seq_length):
 
 def child_notebook(work: Path, sessions: int, result_path: Path, sample: int = NOTEBOOK_SAMPLE) -> None:
     """Time the notebooks' per-row scoring of ``sample`` sessions; extrapolate to ``sessions``."""
-    import numpy as np
     import pandas as pd
     import pyarrow.dataset as ds
-    from sklearn.preprocessing import StandardScaler
 
     from raksha import contract
     from raksha.features.behavior import Scaler
@@ -564,9 +562,7 @@ def child_notebook(work: Path, sessions: int, result_path: Path, sample: int = N
     autoencoder = model_from_bytes(ae.files["model.keras"], "autoencoder")
     lstm = model_from_bytes(seq.files["model.keras"], "lstm")
     fitted = Scaler.from_json(json.loads(ae.files["scaler.json"]))
-    scaler = StandardScaler()  # the notebook's fitted StandardScaler, from the shipped means and scales
-    scaler.mean_, scaler.scale_, scaler.var_ = fitted.mean, fitted.scale, np.square(fitted.scale)
-    scaler.n_features_in_, scaler.n_samples_seen_ = len(fitted.mean), 1
+    scaler = fitted.to_sklearn()  # the notebook's fitted StandardScaler, from the shipped means and scales
     threshold = float(ae.threshold)
     cont, binary = list(contract.CONTINUOUS_FEATURES), list(contract.BINARY_FEATURES)
 

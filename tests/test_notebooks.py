@@ -8,10 +8,8 @@ from pathlib import Path
 
 import factories
 import notebook_reference as nb
-import numpy as np
 import pandas as pd
 import pytest
-from sklearn.preprocessing import StandardScaler
 
 from raksha import contract
 from raksha.features.sequences import encode_actions
@@ -50,7 +48,7 @@ def test_training_notebook(spark, tmp_path):
     # the examples the notebook prints are the notebooks' own score_session / predict_session_risk
     # numbers with the versions it trained
     autoencoder = architectures.model_from_bytes(ae.files["model.keras"], contract.AE_MODEL)
-    scaler = _sklearn_scaler(BehaviorScorer(ae).scaler)
+    scaler = BehaviorScorer(ae).scaler.to_sklearn()
     printed = ns["behavior"].score(ns["examples"], with_reasons=False)
     for (_, row), error in zip(ns["examples"].iterrows(), printed["ae_error"], strict=True):
         expected, _, _ = nb.score_session(row.to_dict(), autoencoder, scaler, ae.threshold)
@@ -59,14 +57,6 @@ def test_training_notebook(spark, tmp_path):
     risks = ns["sequence"].score([encode_actions(t) for t in ns["tests"]], with_reasons=False)["seq_risk"]
     for actions, risk in zip(ns["tests"], risks, strict=True):
         assert risk == pytest.approx(float(nb.predict_session_risk(actions, lstm)), rel=1e-5)
-
-
-def _sklearn_scaler(scaler) -> StandardScaler:
-    """The version's scaler as the notebook's fitted StandardScaler."""
-    out = StandardScaler()
-    out.mean_, out.scale_ = np.asarray(scaler.mean, dtype=np.float64), np.asarray(scaler.scale, dtype=np.float64)
-    out.var_, out.n_features_in_ = out.scale_**2, len(out.mean_)
-    return out
 
 
 def test_analyst_notebook(spark, tmp_path, monkeypatch):

@@ -31,6 +31,16 @@ class Scaler:
             "scale": [float(v) for v in self.scale],
         }
 
+    def to_sklearn(self) -> Any:
+        """The notebook's fitted ``StandardScaler`` holding these means and scales (for comparisons
+        with the notebooks' own code: tests and the bench)."""
+        from sklearn.preprocessing import StandardScaler
+
+        out = StandardScaler()
+        out.mean_, out.scale_, out.var_ = self.mean, self.scale, np.square(self.scale)
+        out.n_features_in_, out.n_samples_seen_ = len(self.mean), 1
+        return out
+
     @classmethod
     def from_json(cls, payload: dict[str, Any]) -> Scaler:
         if list(payload.get("features", [])) != list(contract.CONTINUOUS_FEATURES):
