@@ -20,10 +20,11 @@ import notebook_reference as nb
 import numpy as np
 import pandas as pd
 import pytest
+from factories import random_features
 
 from raksha import contract
 from raksha.features.sequences import encode_actions
-from raksha.models import artifacts
+from raksha.models import artifacts, keras_files
 from raksha.models.artifacts import sha256_bytes
 from raksha.models.legacy import NOTEBOOK_FILES, LegacyImportError, import_legacy
 from raksha.scoring.scorers import BehaviorScorer, SequenceScorer
@@ -31,22 +32,11 @@ from raksha.scoring.scorers import BehaviorScorer, SequenceScorer
 RTOL = 1e-5
 
 
-def random_sessions(n: int, rng: np.random.Generator) -> pd.DataFrame:
-    """Valid rows of the contract: continuous values within their ranges, binaries 0/1."""
-    data = {}
-    for name in contract.CONTINUOUS_FEATURES:
-        low, high = contract.feature_range(name)
-        data[name] = rng.uniform(low, high, n)
-    for name in contract.BINARY_FEATURES:
-        data[name] = rng.integers(0, 2, n)
-    return pd.DataFrame(data)
-
-
 @pytest.fixture(scope="module")
 def notebook(tmp_path_factory):
     """The five files as the notebooks wrote them, and the Keras 2 objects that wrote them."""
     folder = tmp_path_factory.mktemp("notebook_files")
-    train = random_sessions(400, np.random.default_rng(1))
+    train = random_features(400, np.random.default_rng(1))
     autoencoder, scaler, threshold = nb.train_notebook_autoencoder(train, epochs=2, seed=1)
     nb.save_notebook_autoencoder_files(folder, autoencoder, scaler, threshold)
     lstm = nb.train_notebook_lstm(epochs=6, seed=1, n_normal=300, n_attack=150)
@@ -98,6 +88,21 @@ def test_import_writes_promoted_versions_holding_no_pickle(notebook, imported):
     np.testing.assert_array_equal(scaler["scale"], notebook["scaler"].scale_)
 
 
+def test_the_notebook_files_and_the_imported_versions_read_alike(notebook, imported):
+    """One reader, two formats: the Keras 2 .h5 the notebook saved and the .keras imported from it."""
+    models, _, _ = imported
+    for file_name, model_name in (("autoencoder_model.h5", contract.AE_MODEL), ("model_lstm.h5", contract.SEQ_MODEL)):
+        theirs = keras_files.read_keras2_h5((notebook["folder"] / file_name).read_bytes(), file_name)
+        ours = keras_files.read_keras(artifacts.load_version(models, model_name).files["model.keras"], model_name)
+        assert ours.kind == theirs.kind and ours.classes == theirs.classes
+        assert ours.input_shape == theirs.input_shape
+        assert theirs.attrs["keras_version"].startswith("2.") and ours.attrs["keras_version"].startswith("3.")
+        for mine, notebooks in zip(ours.layers, theirs.layers, strict=True):
+            assert len(mine.arrays) == len(notebooks.arrays)
+            for a, b in zip(mine.arrays, notebooks.arrays, strict=True):
+                np.testing.assert_array_equal(a, b)
+
+
 def test_import_without_promote_leaves_the_pointer(notebook, tmp_path):
     ae, seq = import_legacy(notebook["folder"], tmp_path / "models", promote=False)
     assert (tmp_path / "models" / contract.AE_MODEL / ae.version / "manifest.json").is_file()
@@ -111,8 +116,8 @@ def test_import_without_promote_leaves_the_pointer(notebook, tmp_path):
 def _parity_sessions() -> pd.DataFrame:
     """~100 sessions: the notebook's two examples, random valid rows, extremes, and some nulls."""
     rng = np.random.default_rng(7)
-    frames = [pd.DataFrame([nb.anomalous_example, nb.normal_example]), random_sessions(80, rng)]
-    extremes = random_sessions(18, rng)
+    frames = [pd.DataFrame([nb.anomalous_example, nb.normal_example]), random_features(80, rng)]
+    extremes = random_features(18, rng)
     for name in contract.CONTINUOUS_FEATURES:  # every value at an end of its range: far from normal
         low, high = contract.feature_range(name)
         extremes[name] = rng.choice([low, high], len(extremes))
@@ -266,7 +271,7 @@ def test_scaler_fitted_in_another_order_or_width_is_refused(notebook, tmp_path):
     from sklearn.preprocessing import StandardScaler
 
     folder = _copy(notebook, tmp_path)
-    frame = random_sessions(20, np.random.default_rng(3))[list(contract.CONTINUOUS_FEATURES)]
+    frame = random_features(20, np.random.default_rng(3))[list(contract.CONTINUOUS_FEATURES)]
     swapped = [
         *contract.CONTINUOUS_FEATURES[:2],
         contract.CONTINUOUS_FEATURES[3],

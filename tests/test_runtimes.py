@@ -135,6 +135,40 @@ def test_networks_onnx_does_not_run_exactly_keep_keras(build, name, why, caplog)
     assert forward(_inputs(name, 5)).shape[0] == 5
 
 
+def _lambda_autoencoder() -> bytes:
+    inputs = keras.Input(shape=(len(contract.FEATURES),), name="input")
+    doubled = keras.layers.Lambda(lambda t: t * 2.0, name="sneaky")(inputs)
+    return architectures.model_to_bytes(keras.Model(inputs, keras.layers.Dense(len(contract.FEATURES))(doubled)))
+
+
+def _gru_sequence_model() -> bytes:
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(contract.MAX_SEQ_LENGTH,), dtype="int32"),
+            keras.layers.Embedding(contract.VOCABULARY_SIZE, 8),
+            keras.layers.GRU(4, name="recurrent"),
+            keras.layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    return architectures.model_to_bytes(model)
+
+
+@pytest.mark.parametrize(
+    ("build", "name", "refusal", "by_keras"),
+    [
+        (_lambda_autoencoder, contract.AE_MODEL, r"layer 0 'sneaky' is a Lambda layer", "Lambda"),
+        (_gru_sequence_model, contract.SEQ_MODEL, r"layer 1 'recurrent' is a GRU, not a layer of", "'recurrent'"),
+    ],
+)
+def test_a_lambda_or_unknown_layer_is_refused_whatever_the_runtime(build, name, refusal, by_keras):
+    data = build()
+    with pytest.raises(onnx_export.Unsupported, match=refusal):
+        onnx_export.export(data, WIDTHS[name])
+    for runtime in runtimes.RUNTIMES:  # ONNX refuses it, and Keras (the fallback) too
+        with pytest.raises(ValueError, match=by_keras):
+            runtimes.load(data, name, WIDTHS[name], runtime)
+
+
 def test_a_wrong_input_shape_is_refused_whatever_the_runtime():
     data = artifacts.load_version(MODELS, contract.AE_MODEL).files["model.keras"]
     with pytest.raises(onnx_export.Unsupported, match="input shapes"):

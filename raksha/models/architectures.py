@@ -16,9 +16,7 @@ import keras  # noqa: E402
 from keras import layers  # noqa: E402
 
 from raksha import contract  # noqa: E402
-
-# Layer classes a scoring model may contain: anything else (a Lambda above all) is refused.
-ALLOWED_LAYERS = frozenset({"InputLayer", "Dense", "Embedding", "LSTM", "Dropout"})
+from raksha.models.keras_files import ALLOWED_LAYERS  # noqa: E402
 
 
 def build_autoencoder(input_dim: int = len(contract.FEATURES)) -> keras.Model:

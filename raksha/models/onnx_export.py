@@ -1,8 +1,9 @@
 """The scoring networks as ONNX graphs, built from a verified ``.keras`` file without Keras.
 
 A ``.keras`` file is a zip of ``config.json`` (the layers and their options) and
-``model.weights.h5`` (the arrays). Both are read as data: no code from the file runs, and
-TensorFlow is not imported. The network must be one raksha knows how to run exactly: a chain of
+``model.weights.h5`` (the arrays). Both are read as data by ``raksha.models.keras_files`` (which
+refuses a Lambda or any unknown layer, and a model that is not a chain): no code from the file
+runs, and TensorFlow is not imported. The network must be one raksha knows how to run exactly: a chain of
 ``Dense`` layers (the autoencoder), or ``Embedding -> LSTM -> Dropout -> Dense`` (the sequence
 model), with every option the graph relies on checked; anything else raises ``Unsupported`` and
 the caller keeps Keras (``raksha.models.runtimes``).
@@ -14,13 +15,12 @@ absolute error near 1e-7, which is most of the value of a risk near 1e-7.
 
 from __future__ import annotations
 
-import io
-import json
-import re
-import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from raksha.models import keras_files
 
 OPSET = 17
 IR_VERSION = 8  # what every onnxruntime since 1.10 reads
@@ -38,59 +38,6 @@ class Exported:
     last_activation: str  # applied by the caller (one of ACTIVATIONS)
 
 
-def _snake(name: str) -> str:
-    """Keras' ``naming.to_snake_case`` (``LSTM`` -> ``lstm``, ``InputLayer`` -> ``input_layer``)."""
-    name = re.sub(r"\W+", "", name)
-    name = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", name)
-    return re.sub("([a-z])([A-Z])", r"\1_\2", name).lower()
-
-
-def read_keras(data: bytes) -> tuple[list, list[dict], list[list[np.ndarray]]]:
-    """The input shapes of a ``.keras`` file, its layers (``class_name`` and ``config``, inputs left
-    out) and each one's arrays, in order.
-
-    Keras 3 stores a layer's arrays under ``layers/<snake_case class>[_<n>]/vars/<i>``, numbered by
-    class in the model's layer order (an LSTM's under ``.../cell/vars``).
-    """
-    import h5py
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            config = json.loads(archive.read("config.json"))
-            weights = archive.read("model.weights.h5")
-    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError) as exc:
-        raise Unsupported(f"not a Keras 3 .keras file: {exc}") from exc
-    entries = (config.get("config") or {}).get("layers") or []
-    _check_chain(config.get("class_name"), entries)
-    inputs = [e.get("config", {}).get("batch_shape") for e in entries if e.get("class_name") == "InputLayer"]
-    layers = [e for e in entries if e.get("class_name") != "InputLayer"]
-    seen: dict[str, int] = {}
-    arrays = []
-    with h5py.File(io.BytesIO(weights), "r") as h5:
-        for entry in layers:
-            stem = _snake(entry["class_name"])
-            n = seen.get(stem, 0)
-            seen[stem] = n + 1
-            path = f"layers/{stem}" if n == 0 else f"layers/{stem}_{n}"
-            group = h5.get(f"{path}/cell/vars") if entry["class_name"] == "LSTM" else h5.get(f"{path}/vars")
-            if group is None:
-                raise Unsupported(f"no weights for layer {entry.get('config', {}).get('name')} at {path}")
-            arrays.append([np.asarray(group[str(i)][()]) for i in range(len(group))])
-    return inputs, layers, arrays
-
-
-def _check_chain(kind: str | None, entries: list[dict]) -> None:
-    """A Sequential model is a chain; a functional one must be too: each layer fed by the one before."""
-    if kind == "Sequential":
-        return
-    _check(kind == "Functional", f"model class {kind!r}")
-    for before, entry in zip(entries, entries[1:], strict=False):
-        nodes = entry.get("inbound_nodes") or []
-        args = nodes[0].get("args", []) if len(nodes) == 1 and isinstance(nodes[0], dict) else []
-        history = [a.get("config", {}).get("keras_history", [None])[0] for a in args if isinstance(a, dict)]
-        _check(history == [before.get("name", before.get("config", {}).get("name"))], "a model that is not a chain")
-
-
 def _check(condition: bool, what: str) -> None:
     if not condition:
         raise Unsupported(what)
@@ -103,19 +50,23 @@ def _dense(config: dict, arrays: list[np.ndarray], width: int) -> tuple[np.ndarr
     kernel = arrays[0].astype(np.float32)
     _check(kernel.shape == (width, int(config["units"])), f"Dense kernel shape {kernel.shape}")
     bias = arrays[1].astype(np.float32) if len(arrays) == 2 else np.zeros(kernel.shape[1], dtype=np.float32)
-    return kernel, bias, activation
+    return kernel, bias, str(activation)
 
 
-def export(data: bytes, input_width: int) -> Exported:
+def export(data: bytes, input_width: int, what: str = "model.keras") -> Exported:
     """The ONNX graph of the network in ``data``, whose input must be (None, ``input_width``) (raises
     ``Unsupported``)."""
-    inputs, layers, arrays = read_keras(data)
+    try:
+        model = keras_files.read_keras(data, what)
+    except keras_files.KerasFileError as exc:
+        raise Unsupported(str(exc)) from exc
+    inputs = [model.input_shape]
     _check(inputs == [[None, input_width]], f"input shapes {inputs}, expected [[None, {input_width}]]")
-    kinds = [layer["class_name"] for layer in layers]
+    kinds = model.classes
     if kinds and set(kinds) == {"Dense"}:
-        return _dense_chain(layers, arrays, input_width)
+        return _dense_chain(model.layers, input_width)
     if kinds == ["Embedding", "LSTM", "Dropout", "Dense"] or kinds == ["Embedding", "LSTM", "Dense"]:
-        return _sequence(layers, arrays, input_width)
+        return _sequence(model.layers, input_width)
     raise Unsupported(f"layers {kinds}")
 
 
@@ -128,17 +79,18 @@ def _model(nodes, inputs, outputs, initializers) -> bytes:
     return model.SerializeToString()
 
 
-def _dense_chain(layers: list[dict], arrays: list[list[np.ndarray]], width: int) -> Exported:
+def _dense_chain(layers: Sequence[keras_files.Layer], width: int) -> Exported:
     from onnx import TensorProto, helper, numpy_helper
 
-    nodes, initializers = [], []
+    nodes: list = []
+    initializers: list = []
     inputs = width
     current = "x"
     last = "linear"
-    for i, (layer, weights) in enumerate(zip(layers, arrays, strict=True)):
+    for i, layer in enumerate(layers):
         if i:  # the previous layer's activation, now that it is not the last
             current = _activation(nodes, last, current, f"a{i - 1}")
-        kernel, bias, last = _dense(layer["config"], weights, width)
+        kernel, bias, last = _dense(layer.config, layer.arrays, width)
         initializers += [numpy_helper.from_array(kernel, f"k{i}"), numpy_helper.from_array(bias, f"b{i}")]
         nodes += [
             helper.make_node("MatMul", [current, f"k{i}"], [f"m{i}"]),
@@ -170,10 +122,11 @@ def _gates(m: np.ndarray, units: int) -> np.ndarray:
     return np.concatenate([i, o, f, c], axis=-1)
 
 
-def _sequence(layers: list[dict], arrays: list[list[np.ndarray]], steps: int) -> Exported:
+def _sequence(layers: Sequence[keras_files.Layer], steps: int) -> Exported:
     from onnx import TensorProto, helper, numpy_helper
 
-    embedding, lstm, dense = layers[0]["config"], layers[1]["config"], layers[-1]["config"]
+    embedding, lstm, dense = layers[0].config, layers[1].config, layers[-1].config
+    arrays = [layer.arrays for layer in layers]
     _check(not embedding.get("mask_zero", False), "Embedding mask_zero")
     table = arrays[0][0].astype(np.float32)
     _check(table.shape == (int(embedding["input_dim"]), int(embedding["output_dim"])), "Embedding shape")
