@@ -26,7 +26,7 @@ from raksha.decide.decisions import with_decision
 from raksha.models import artifacts, runtimes
 from raksha.models.artifacts import ModelVersion
 from raksha.scoring import calibration
-from raksha.scoring.udfs import BroadcastModel, behavior_udf, features_struct, score_sequences
+from raksha.scoring.udfs import BroadcastModel, model_inputs, models_udf
 
 log = logging.getLogger(__name__)
 
@@ -97,32 +97,27 @@ def score(
     """Add the challenger columns to ``scored`` (the champion's model outputs, before ``decide``)."""
     if not challenger.configured:
         return absent(scored)
-    out = scored
     runtime = runtimes.configured(cfg)
-    ae_version, seq_version = champion[0].version, champion[1].version
-    if challenger.behavior is not None:
-        udf = behavior_udf(broadcast(spark, challenger.behavior, runtime), threads, counter)
-        out = out.withColumn("_challenger_ae", udf(features_struct()))
-        out = out.withColumns({f"{PREFIX}{c}": F.col(f"_challenger_ae.{c}") for c in AE_FIELDS}).drop("_challenger_ae")
-        ae_version = challenger.behavior.version
-    else:
-        out = out.withColumns({f"{PREFIX}{c}": F.col(c) for c in AE_FIELDS})
-    if challenger.sequence is not None:
-        model = broadcast(spark, challenger.sequence, runtime)
-        sequences = score_sequences(out.select("session_id", "action_tokens"), model, threads, counter)
-        renamed = sequences.select("session_id", *[F.col(c).alias(f"{PREFIX}{c}") for c in SEQ_FIELDS])
-        out = out.join(renamed, on="session_id", how="left")
-        seq_version = challenger.sequence.version
-    else:
-        out = out.withColumns({f"{PREFIX}{c}": F.col(c) for c in SEQ_FIELDS})
+    behavior, sequence = challenger.behavior, challenger.sequence
+    ae_model = broadcast(spark, behavior, runtime) if behavior else None
+    seq_model = broadcast(spark, sequence, runtime) if sequence else None
+    # the challenger's models through the champion's UDF; an unset model's outputs are the champion's
+    mine = [*(AE_FIELDS if behavior else []), *(SEQ_FIELDS if sequence else [])]
+    theirs = [c for c in (*AE_FIELDS, *SEQ_FIELDS) if c not in mine]
+    udf = models_udf(ae_model, seq_model, threads, counter)
+    out = scored.withColumn("_challenger", udf(*model_inputs(behavior is not None, sequence is not None)))
+    out = out.withColumns({f"{PREFIX}{c}": F.col(f"_challenger.{c}") for c in mine}).drop("_challenger")
+    out = out.withColumns({f"{PREFIX}{c}": F.col(c) for c in theirs})
     out = out.withColumn(
         f"{PREFIX}risk_score",
         calibration.risk_score_column(F.col(f"{PREFIX}ae_surprise"), F.col(f"{PREFIX}seq_surprise")),
     )
-    behavior = challenger.behavior or champion[0]
-    out = _challenger_decision(out, cfg, behavior.risk_score_cut)
+    out = _challenger_decision(out, cfg, (behavior or champion[0]).risk_score_cut)
     return out.withColumns(
-        {f"{PREFIX}ae_model_version": F.lit(ae_version), f"{PREFIX}seq_model_version": F.lit(seq_version)}
+        {
+            f"{PREFIX}ae_model_version": F.lit((behavior or champion[0]).version),
+            f"{PREFIX}seq_model_version": F.lit((sequence or champion[1]).version),
+        }
     ).drop(f"{PREFIX}ae_surprise", f"{PREFIX}seq_surprise")
 
 

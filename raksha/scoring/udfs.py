@@ -84,72 +84,91 @@ class BroadcastModel:
         return SequenceScorer(self.broadcast.value, self.runtime, threads)
 
 
-def behavior_udf(model: BroadcastModel, threads: int, counter: Any):
-    def score_behavior(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        failpoints.hit_in_task("score_behavior")
-        scorer = model_cache.get(model.key, lambda: model.behavior(threads), counter)
-        for features in batches:
-            model_cache.note_batch(counter, model.name)
-            yield scorer.score(features)
-
-    return F.pandas_udf(score_behavior, AE_RESULT)
-
-
-def sequence_udf(model: BroadcastModel, threads: int, counter: Any):
-    def score_sessions(batches: Iterator[pd.Series]) -> Iterator[pd.DataFrame]:
-        failpoints.hit_in_task("score_sequences")
-        scorer = model_cache.get(model.key, lambda: model.sequence(threads), counter)
-        for sequences in batches:
-            model_cache.note_batch(counter, model.name)
-            yield scorer.score_sessions(sequences)
-
-    return F.pandas_udf(score_sessions, SEQ_RESULT)
-
-
 MODELS_RESULT = T.StructType([*AE_RESULT.fields, *SEQ_RESULT.fields])
 
 
-def models_udf(ae_model: BroadcastModel, seq_model: BroadcastModel, threads: int, counter: Any):
-    """Both models in one UDF: one Python worker per task runs both, so each worker imports the model
-    runtime and deserializes the models once, and each batch crosses to Python once."""
+def result_type(behavior: bool, sequence: bool) -> T.StructType:
+    """What ``models_udf`` returns for the models it is given."""
+    return T.StructType([*(AE_RESULT.fields if behavior else []), *(SEQ_RESULT.fields if sequence else [])])
+
+
+def models_udf(behavior: BroadcastModel | None, sequence: BroadcastModel | None, threads: int, counter: Any):
+    """The one scoring UDF, for the champion pair and the challenger's (either model may be absent).
+
+    It takes the features struct and the action tokens and returns ``result_type`` of the models
+    given. One Python worker per task runs them all, so each worker imports the model runtime and
+    deserializes each model once (``model_cache``), and each batch crosses to Python once. The
+    sequence model scores each session's whole action list (``SequenceScorer.score_sessions``):
+    the windows are built in numpy in the worker, each distinct window of a batch is run once, and
+    no window is shuffled through Spark.
+    """
+    if behavior is None and sequence is None:
+        raise ValueError("models_udf needs at least one model")
 
     def score_models(batches: Iterator[tuple[pd.DataFrame, pd.Series]]) -> Iterator[pd.DataFrame]:
-        failpoints.hit_in_task("score_behavior")
-        failpoints.hit_in_task("score_sequences")
-        behavior = model_cache.get(ae_model.key, lambda: ae_model.behavior(threads), counter)
-        sequence = model_cache.get(seq_model.key, lambda: seq_model.sequence(threads), counter)
+        if behavior is not None:
+            failpoints.hit_in_task("score_behavior")
+        if sequence is not None:
+            failpoints.hit_in_task("score_sequences")
+        ae = model_cache.get(behavior.key, lambda: behavior.behavior(threads), counter) if behavior else None
+        seq = model_cache.get(sequence.key, lambda: sequence.sequence(threads), counter) if sequence else None
         for features, sequences in batches:
-            model_cache.note_batch(counter, ae_model.name)
-            model_cache.note_batch(counter, seq_model.name)
-            ae = behavior.score(features)
-            seq = sequence.score_sessions(sequences)
-            yield pd.concat([ae, seq.set_axis(ae.index)], axis=1)
+            parts = []
+            if ae is not None:
+                model_cache.note_batch(counter, behavior.name)
+                parts.append(ae.score(features))
+            if seq is not None:
+                model_cache.note_batch(counter, sequence.name)
+                parts.append(seq.score_sessions(sequences))
+            yield pd.concat([p.set_axis(features.index) for p in parts], axis=1)
 
-    return F.pandas_udf(score_models, MODELS_RESULT)
+    return F.pandas_udf(score_models, result_type(behavior is not None, sequence is not None))
 
 
 def features_struct() -> Column:
     return F.struct(*[F.col(c) for c in contract.FEATURES])
 
 
-def score_models(
-    sessions: DataFrame, ae_model: BroadcastModel, seq_model: BroadcastModel, threads: int, counter: Any
-) -> DataFrame:
-    """``sessions`` (with the features and ``action_tokens``) plus both models' columns (``AE_COLUMNS``,
-    ``SEQ_COLUMNS``), from one UDF."""
-    return with_model_columns(sessions, models_udf(ae_model, seq_model, threads, counter))
-
-
-def with_model_columns(sessions: DataFrame, udf) -> DataFrame:
-    """``sessions`` plus the columns of a UDF returning ``MODELS_RESULT`` from the features and the
-    action tokens, the autoencoder's flat reason columns nested into ``ae_reasons``."""
-    scored = sessions.withColumn("_m", udf(features_struct(), F.col("action_tokens")))
+def model_inputs(behavior: bool = True, sequence: bool = True) -> tuple[Column, Column]:
+    """The two inputs of ``models_udf``: the features struct and the action tokens; a typed null
+    stands in for the input of an absent model, so nothing it does not need crosses to Python."""
+    no_features = T.StructType([T.StructField(c, T.DoubleType()) for c in contract.FEATURES])
     return (
-        scored.select("*", "_m.*")
-        .drop("_m")
-        .withColumn("ae_reasons", nested_reasons("ae_reason", TOP_REASONS))
-        .drop(*reason_columns("ae_reason", TOP_REASONS))
+        features_struct() if behavior else F.lit(None).cast(no_features),
+        F.col("action_tokens") if sequence else F.lit(None).cast(T.ArrayType(T.IntegerType())),
     )
+
+
+def score_models(
+    sessions: DataFrame,
+    ae_model: BroadcastModel | None,
+    seq_model: BroadcastModel | None,
+    threads: int,
+    counter: Any,
+) -> DataFrame:
+    """``sessions`` (with the features and ``action_tokens``) plus the given models' columns
+    (``AE_COLUMNS``, ``SEQ_COLUMNS``), from one UDF.
+
+    ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent: the autoencoder notebook's score;
+    ae_surprise its tail calibration; ae_reasons the features that drove the error.
+    seq_risk, seq_is_block: the LSTM notebook's score of the last 10 actions (blocking above the
+    version's ``block_threshold``). seq_risk_max, seq_risk_max_at (the action at which it peaked),
+    seq_surprise: the riskiest window of up to 10 actions, so an attack in the middle of a long
+    session is not missed (and ranks in risk_score). seq_reasons: the steps that drove the
+    riskiest window, with their positions in the session.
+    """
+    udf = models_udf(ae_model, seq_model, threads, counter)
+    return with_model_columns(sessions, udf, model_inputs(ae_model is not None, seq_model is not None))
+
+
+def with_model_columns(sessions: DataFrame, udf, inputs: tuple[Column, Column] | None = None) -> DataFrame:
+    """``sessions`` plus the columns of a UDF returning (part of) ``MODELS_RESULT`` from
+    ``model_inputs``, the autoencoder's flat reason columns (when present) nested into ``ae_reasons``."""
+    scored = sessions.withColumn("_m", udf(*(inputs or model_inputs()))).select("*", "_m.*").drop("_m")
+    flat = reason_columns("ae_reason", TOP_REASONS)
+    if flat[0] not in scored.columns:
+        return scored
+    return scored.withColumn("ae_reasons", nested_reasons("ae_reason", TOP_REASONS)).drop(*flat)
 
 
 def nested_reasons(prefix: str, top: int) -> Column:
@@ -161,21 +180,3 @@ def nested_reasons(prefix: str, top: int) -> Column:
         ]
     )
     return F.filter(candidates, lambda r: r["code"].isNotNull())
-
-
-def score_sequences(sessions: DataFrame, model: BroadcastModel, threads: int, counter: Any) -> DataFrame:
-    """``sessions`` (with ``action_tokens``) plus the sequence model's columns.
-
-    seq_risk, seq_is_block: the notebook's score of the last 10 actions.
-    seq_risk_max, seq_risk_max_at (the action at which it peaked), seq_surprise: the riskiest
-    window of up to 10 actions, so an attack in the middle of a long session is not missed (and
-    ranks in risk_score). seq_reasons: the steps that drove the riskiest window, with their
-    positions in the session.
-
-    One pandas UDF over each session's whole action list (``SequenceScorer.score_sessions``): the
-    windows are built in numpy in the Python worker, and since action sequences repeat heavily
-    each distinct window of a batch is run through the model once; no window is shuffled through
-    Spark.
-    """
-    udf = sequence_udf(model, threads, counter)
-    return sessions.withColumn("_seq", udf(F.col("action_tokens"))).select("*", "_seq.*").drop("_seq")
