@@ -48,6 +48,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from raksha.platform import processes
+from raksha.platform.os_user import OsUser, OsUserError, check_reachable, server_user
 
 log = logging.getLogger(__name__)
 
@@ -147,78 +148,17 @@ def _port_free(port: int, host: str = HOST) -> bool:
     return True
 
 
-# --- who runs the server -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _OsUser:
-    name: str
-    uid: int
-    gid: int
-
-    def run_kwargs(self) -> dict[str, object]:
-        """``subprocess`` arguments that run a child as this user (nothing when it is ourselves)."""
-        if self.uid == os.geteuid():
-            return {}
-        return {"user": self.uid, "group": self.gid, "extra_groups": []}
-
-
-def _server_user() -> _OsUser:
-    """Ourselves, or, under root, the unprivileged user the server runs as (created if missing)."""
-    import pwd
-
-    if os.geteuid() != 0:
-        entry = pwd.getpwuid(os.geteuid())
-        return _OsUser(entry.pw_name, entry.pw_uid, entry.pw_gid)
-    name = os.environ.get(OS_USER_ENV, DEFAULT_OS_USER)
+def _server_user() -> OsUser:
     try:
-        entry = pwd.getpwnam(name)
-    except KeyError:
-        log.info("creating system user %s to run PostgreSQL (it refuses to run as root)", name)
-        command = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"]
-        command += ["--shell", "/usr/sbin/nologin", name]
-        done = subprocess.run(command, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise LocalPostgresError(
-                f"PostgreSQL cannot run as root and `useradd {name}` failed ({done.stderr.strip()}); "
-                f"set {OS_USER_ENV} to an existing unprivileged user"
-            ) from None
-        entry = pwd.getpwnam(name)
-    if entry.pw_uid == 0:
-        raise LocalPostgresError(f"{OS_USER_ENV}={name} is root; PostgreSQL needs an unprivileged user")
-    return _OsUser(name, entry.pw_uid, entry.pw_gid)
-
-
-def _can_search(path: Path, user: _OsUser) -> bool:
-    import grp
-
-    info = path.stat()
-    if info.st_uid == user.uid:
-        return bool(info.st_mode & stat.S_IXUSR)
-    groups = {user.gid} | {g.gr_gid for g in grp.getgrall() if user.name in g.gr_mem}
-    if info.st_gid in groups:
-        return bool(info.st_mode & stat.S_IXGRP)
-    return bool(info.st_mode & stat.S_IXOTH)
-
-
-def _check_reachable(path: Path, user: _OsUser) -> None:
-    """The server's user must be able to walk down to ``path``: say which folder stops it."""
-    for parent in reversed(path.parents):
-        if not _can_search(parent, user):
-            raise LocalPostgresError(
-                f"the server runs as user {user.name}, which cannot enter {parent}: "
-                f"choose a --dir under a folder others may enter (e.g. /tmp), or `chmod o+x {parent}`"
-            )
-    binaries = bin_dir()
-    for folder in (binaries, binaries.parent / "lib", binaries.parent / "share"):
-        if not (_can_search(folder, user) and all(_can_search(p, user) for p in folder.parents)):
-            raise LocalPostgresError(f"the server's user {user.name} cannot read {folder}")
+        return server_user(OS_USER_ENV, DEFAULT_OS_USER)
+    except OsUserError as exc:
+        raise LocalPostgresError(str(exc)) from None
 
 
 # --- the server ------------------------------------------------------------------------------------
 
 
-def _run(user: _OsUser, args: list[str], *, timeout: float, what: str) -> subprocess.CompletedProcess[str]:
+def _run(user: OsUser, args: list[str], *, timeout: float, what: str) -> subprocess.CompletedProcess[str]:
     command = [str(bin_dir() / args[0]), *args[1:]]
     log.debug("running %s", shlex.join(command))
     try:
@@ -259,7 +199,7 @@ def _postmaster_pid(pgdata: Path) -> int | None:
     return True
 
 
-def _initdb(layout: _Layout, user: _OsUser, password: str) -> None:
+def _initdb(layout: _Layout, user: OsUser, password: str) -> None:
     layout.pgdata.mkdir(mode=0o700, parents=True, exist_ok=True)
     os.chmod(layout.pgdata, 0o700)
     if user.uid != os.geteuid():
@@ -280,7 +220,7 @@ def _initdb(layout: _Layout, user: _OsUser, password: str) -> None:
         raise LocalPostgresError(f"initdb {layout.pgdata} failed: {done.stderr.strip() or done.stdout.strip()}")
 
 
-def _socket_dir(layout: _Layout, user: _OsUser) -> Path:
+def _socket_dir(layout: _Layout, user: OsUser) -> Path:
     if len(str(layout.pgdata)) <= SOCKET_PATH_MAX:
         return layout.pgdata
     # a deep folder: the socket goes to a short one of its own, the same at every start
@@ -324,7 +264,11 @@ def start(data_dir: str | Path, port: int | None = None, settings: dict[str, str
     if user.uid != os.geteuid():
         # our own folder: the server's user must pass through it (not read it)
         os.chmod(layout.root, os.stat(layout.root).st_mode | stat.S_IXOTH)
-    _check_reachable(layout.root / "pgdata", user)
+    binaries = bin_dir()
+    try:
+        check_reachable(layout.root / "pgdata", user, (binaries, binaries.parent / "lib", binaries.parent / "share"))
+    except OsUserError as exc:
+        raise LocalPostgresError(str(exc)) from None
 
     running_pid = _postmaster_pid(layout.pgdata)
     if running_pid is not None:
@@ -363,7 +307,7 @@ def start(data_dir: str | Path, port: int | None = None, settings: dict[str, str
     return info
 
 
-def _stop_pgdata(layout: _Layout, user: _OsUser) -> bool:
+def _stop_pgdata(layout: _Layout, user: OsUser) -> bool:
     pid = _postmaster_pid(layout.pgdata)
     if pid is None:
         return False

@@ -34,7 +34,7 @@ def train_autoencoder(
         frame, extra = export_autoencoder_frame(spark, cfg, start, end)
     else:
         frame = autoencoder_frame(spark, cfg, start, end)
-    params = fit.AutoencoderParams.from_config(cfg.get("training.autoencoder"), cfg.get("training.seed"))
+    params = fit.params_from_config(fit.AutoencoderParams, cfg.get("training.autoencoder"), cfg.get("training.seed"))
     trained = fit.fit_autoencoder(frame, params)
     return fit.save_trained(trained, cfg.path("models"), _window_info(start, end, len(frame), **extra), promote)
 
@@ -57,7 +57,7 @@ def train_sequence(
         }
     else:
         frame = sequence_frame(spark, cfg, start, end)
-    params = fit.SequenceParams.from_config(cfg.get("training.sequence"), cfg.get("training.seed"))
+    params = fit.params_from_config(fit.SequenceParams, cfg.get("training.sequence"), cfg.get("training.seed"))
     tokens = [np.asarray(t, dtype=np.int32) for t in frame["action_tokens"]]
     labels = frame["label"].to_numpy(dtype=np.int32)
     trained = fit.fit_sequence_model(tokens, labels, params, sample_weight=weights)

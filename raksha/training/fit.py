@@ -15,12 +15,13 @@ so a later calibration can say how unusual a score is.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -46,13 +47,6 @@ class AutoencoderParams:
     validation_split: float = 0.2
     seed: int = 42
 
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any], seed: int) -> AutoencoderParams:
-        return cls(
-            **{k: section[k] for k in ("epochs", "batch_size", "patience", "test_size", "validation_split")},
-            seed=int(seed),
-        )
-
 
 @dataclass(frozen=True)
 class SequenceParams:
@@ -61,9 +55,13 @@ class SequenceParams:
     test_size: float = 0.2
     seed: int = 42
 
-    @classmethod
-    def from_config(cls, section: Mapping[str, Any], seed: int) -> SequenceParams:
-        return cls(**{k: section[k] for k in ("epochs", "batch_size", "test_size")}, seed=int(seed))
+
+P = TypeVar("P", "AutoencoderParams", "SequenceParams")
+
+
+def params_from_config(kind: type[P], section: Mapping[str, Any], seed: int) -> P:
+    """``AutoencoderParams`` / ``SequenceParams`` from their ``training.*`` section and ``training.seed``."""
+    return kind(**{f.name: section[f.name] for f in dataclasses.fields(kind) if f.name != "seed"}, seed=int(seed))
 
 
 @dataclass
