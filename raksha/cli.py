@@ -80,11 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "evaluate", parents=[common], help="ROC-AUC, PR-AUC, precision and recall against ground truth, with a baseline"
     )
-    date_window_args(p)
-    p.add_argument("--capacity-share", type=float, default=0.01, help="queue capacity as a share of sessions")
-    p.add_argument("--truth", choices=("labels", "verdicts"), default="labels", help="generated labels or verdicts")
-    p.add_argument("--out", metavar="FILE.json", help="report path (default: {paths.warehouse}/../reports/...)")
-    p.add_argument("--baseline-rows", type=int, default=200_000, help="most sessions the IsolationForest trains on")
+    evaluate_args(p)
 
     p = sub.add_parser(
         "calibrate",
@@ -245,7 +241,8 @@ def cmd_score(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_queue_precision(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.evaluation import print_queue_precision, queue_precision
+    from raksha.evaluation.report import print_queue_precision
+    from raksha.evaluation.window import queue_precision
 
     def body(spark):
         by_kind, summary = queue_precision(spark, cfg, args.start_date, args.end_date, args.capacity_share)
@@ -267,23 +264,33 @@ def cmd_label(cfg: Config, args: argparse.Namespace) -> int:
     return 2 if report.rejected else 0
 
 
-def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.evaluation import run_evaluation
+def evaluate_args(p: argparse.ArgumentParser) -> None:
+    """The options of ``raksha evaluate``, which ``jobs/evaluate.py`` takes too."""
+    date_window_args(p)
+    p.add_argument("--capacity-share", type=float, default=0.01, help="queue capacity as a share of sessions")
+    p.add_argument("--truth", choices=("labels", "verdicts"), default="labels", help="generated labels or verdicts")
+    p.add_argument("--out", metavar="FILE.json", help="report path (default: {paths.warehouse}/../reports/...)")
+    p.add_argument("--baseline-rows", type=int, default=200_000, help="most sessions the IsolationForest trains on")
 
-    with_spark(
+
+def evaluate_window(spark, cfg: Config, args: argparse.Namespace):
+    """``raksha evaluate`` on a session (``jobs/evaluate.py`` runs it as its body): evaluate, write, print."""
+    from raksha.evaluation.report import run_evaluation
+
+    return run_evaluation(
+        spark,
         cfg,
-        "raksha-evaluate",
-        lambda spark: run_evaluation(
-            spark,
-            cfg,
-            args.start_date,
-            args.end_date,
-            capacity_share=args.capacity_share,
-            truth=args.truth,
-            out=args.out,
-            baseline_max_rows=args.baseline_rows,
-        ),
+        args.start_date,
+        args.end_date,
+        out=args.out,
+        capacity_share=args.capacity_share,
+        truth=args.truth,
+        baseline_max_rows=args.baseline_rows,
     )
+
+
+def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
+    with_spark(cfg, "raksha-evaluate", lambda spark: evaluate_window(spark, cfg, args))
     return 0
 
 

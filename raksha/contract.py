@@ -84,6 +84,7 @@ AE_MODEL = "behavior_autoencoder"
 SEQ_MODEL = "sequence_lstm"
 
 DECISIONS: tuple[str, ...] = ("ALLOW", "REVIEW", "BLOCK")
+FLAGGED_DECISIONS: tuple[str, ...] = ("REVIEW", "BLOCK")  # what the review queue takes
 
 # Attack kinds written by the generator; the sequence model learns the kinds whose
 # action sequence itself is the attack (the others show in behaviour only).

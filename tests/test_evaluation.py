@@ -14,7 +14,17 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from raksha import cli, contract, evaluation, synthetic
+from raksha import cli, contract, synthetic
+from raksha.evaluation.metrics import (
+    auc_by_kind,
+    frame_metrics,
+    outcome_by_kind,
+    precision,
+    queue_summary,
+    score_metrics,
+)
+from raksha.evaluation.report import default_report_path
+from raksha.evaluation.window import evaluate, queue_precision
 from raksha.feedback import verdicts
 from raksha.ingest.inputs import InputError
 from raksha.pipeline.daily import run
@@ -121,7 +131,7 @@ def test_evaluate_command_against_the_generated_labels(spark, scored, tmp_path, 
     assert rows["all attacks"]["sessions"] == report["sessions"]["attacks"]
     assert rows["normal"]["sessions"] == 6000 - report["sessions"]["attacks"]
     # precision at capacity is queue_precision's
-    _, summary = evaluation.queue_precision(spark, scored, DAY, DAY2, 0.01)
+    _, summary = queue_precision(spark, scored, DAY, DAY2, 0.01)
     assert report["at_capacity"]["sessions"] == summary["queued"] > 0
     assert report["at_capacity"]["precision"] == pytest.approx(summary["precision"])
     assert report["at_capacity"]["cases_per_day"] == {str(DAY): 30, str(DAY2): 30}
@@ -138,7 +148,7 @@ def test_evaluate_job_writes_the_default_report_with_a_capped_deterministic_base
     job = _load_job()
     args = ["--start-date", str(DAY), "--end-date", str(DAY), "--baseline-rows", "1000", *_cli_sets(scored)]
     assert job.main(args) == 0
-    path = Path(evaluation.default_report_path(scored, DAY, DAY, "labels"))
+    path = Path(default_report_path(scored, DAY, DAY, "labels"))
     assert path.parent == Path(scored.path("warehouse")).parent / "reports"
     first = json.loads(path.read_text())
     assert first["baseline"]["training_rows"] == 1000 and first["baseline"]["training_pool"] == 3000
@@ -166,7 +176,7 @@ def test_evaluate_against_the_analysts_verdicts(spark, scored, tmp_path):
     landed = verdicts.label(spark, scored, str(path))
     assert landed.rejected == [] and landed.new == 3000
 
-    report = evaluation.evaluate(spark, scored, DAY, DAY, truth="verdicts")
+    report = evaluate(spark, scored, DAY, DAY, truth="verdicts")
     reviewed = truth[~unsure]
     assert report["sessions"]["evaluated"] == len(reviewed) and report["sessions"]["unsure_left_out"] == unsure.sum()
     assert set(report["roc_auc_by_kind"]) == {"fraud"}
@@ -178,15 +188,15 @@ def test_evaluate_against_the_analysts_verdicts(spark, scored, tmp_path):
 
 def test_a_day_of_the_window_not_scored_is_an_error(spark, scored):
     with pytest.raises(InputError, match=r"scored_sessions 2026-03-04: no rows \(score the day first\)"):
-        evaluation.evaluate(spark, scored, DAY, DAY2 + dt.timedelta(days=1))
+        evaluate(spark, scored, DAY, DAY2 + dt.timedelta(days=1))
     with pytest.raises(ValueError, match=r"capacity share must lie in \(0, 1\]"):
-        evaluation.evaluate(spark, scored, DAY, DAY2, capacity_share=0.0)
+        evaluate(spark, scored, DAY, DAY2, capacity_share=0.0)
     with pytest.raises(ValueError, match="truth must be one of labels, verdicts"):
-        evaluation.evaluate(spark, scored, DAY, DAY2, truth="rumours")
+        evaluate(spark, scored, DAY, DAY2, truth="rumours")
 
 
-def test_metrics_on_a_small_frame():
-    frame = pd.DataFrame(
+def _small_frame() -> pd.DataFrame:
+    return pd.DataFrame(
         {
             "is_attack": [0, 0, 0, 1, 1, 0],
             "kind": ["normal", "normal", "normal", "bot", "account_takeover", "normal"],
@@ -196,13 +206,17 @@ def test_metrics_on_a_small_frame():
             "bad": [0.9, 0.8, 0.7, 0.1, 0.2, 1.0],
         }
     )
-    metrics = evaluation.score_metrics(frame, ["good", "bad"])
+
+
+def test_metrics_on_a_small_frame():
+    frame = _small_frame()
+    metrics = score_metrics(frame, ["good", "bad"])
     assert metrics["good"] == {"roc_auc": 1.0, "pr_auc": 1.0}
     assert metrics["bad"]["roc_auc"] == 0.0
-    one_class = evaluation.score_metrics(frame[frame["is_attack"] == 0], ["good"])
+    one_class = score_metrics(frame[frame["is_attack"] == 0], ["good"])
     assert one_class["good"] == {"roc_auc": None, "pr_auc": None}  # undefined, not a number
-    assert evaluation.auc_by_kind(frame, ["good"]) == {"account_takeover": {"good": 1.0}, "bot": {"good": 1.0}}
-    rows = {r["kind"]: r for r in evaluation.outcome_by_kind(frame)}
+    assert auc_by_kind(frame, ["good"]) == {"account_takeover": {"good": 1.0}, "bot": {"good": 1.0}}
+    rows = {r["kind"]: r for r in outcome_by_kind(frame)}
     assert rows["bot"] == {
         "kind": "bot",
         "sessions": 1,
@@ -215,4 +229,44 @@ def test_metrics_on_a_small_frame():
     }
     assert rows["all attacks"]["flagged"] == 1 and rows["all attacks"]["recall_at_decisions"] == 0.5
     assert rows["normal"]["flagged"] == 1 and rows["normal"]["queued"] == 1
-    assert evaluation.precision(frame, frame["queued"]) == {"sessions": 2, "attacks": 1, "precision": 0.5}
+    assert precision(frame, frame["queued"]) == {"sessions": 2, "attacks": 1, "precision": 0.5}
+
+
+def test_report_numbers_on_a_small_frame():
+    frame = _small_frame()
+    for name in ("ae_error", "seq_risk_max", "isolation_forest"):
+        frame[name] = frame["good"]
+    frame["risk_score"] = frame["bad"]
+    numbers = frame_metrics(frame, {str(DAY2): 1, str(DAY): 250}, 0.01)
+    assert list(numbers) == ["scores", "roc_auc_by_kind", "at_decisions", "at_capacity", "by_kind"]
+    assert numbers["scores"] == score_metrics(frame, list(SCORES))
+    assert numbers["scores"]["risk_score"]["roc_auc"] == 0.0 and numbers["scores"]["isolation_forest"]["pr_auc"] == 1.0
+    assert numbers["roc_auc_by_kind"]["bot"] == {name: 0.0 if name == "risk_score" else 1.0 for name in SCORES}
+    assert numbers["at_decisions"] == {"sessions": 2, "attacks": 1, "precision": 0.5}  # REVIEW or BLOCK
+    assert numbers["at_capacity"] == {
+        "cases_per_day": {str(DAY): 3, str(DAY2): 1},  # 1% of the day's sessions, at least one, by day
+        "sessions": 2,
+        "attacks": 1,
+        "precision": 0.5,
+    }
+    assert numbers["by_kind"] == outcome_by_kind(frame)
+
+
+def test_queue_summary_on_counts_by_day_and_kind():
+    counts = pd.DataFrame(
+        {
+            "dt": [str(DAY)] * 3 + [str(DAY2)] * 3,
+            "kind": ["normal", "bot", "account_takeover", "normal", "bot", "account_takeover"],
+            "sessions": [90, 6, 5, 95, 4, 0],
+            "queued": [1, 1, 1, 0, 1, 0],
+        }
+    )
+    by_kind, summary = queue_summary(counts, 0.02)
+    assert summary == {"sessions": 200, "queued": 4, "precision": 0.75, "capacity_share": 0.02}
+    rows = by_kind.set_index("kind")
+    assert list(rows.index) == ["account_takeover", "bot", "normal"]
+    assert rows.loc["bot"].to_dict() == {"sessions": 10, "queued": 2, "recall": 0.2, "share_of_queue": 0.5}
+    assert rows.loc["account_takeover", "recall"] == 0.2 and rows.loc["normal", "share_of_queue"] == 0.25
+    # no normal session queued, none at all: precision 1 and 0, not a division by zero
+    assert queue_summary(counts[counts["kind"] != "normal"], 0.02)[1]["precision"] == 1.0
+    assert queue_summary(counts.assign(queued=0), 0.02)[1]["precision"] == 0.0

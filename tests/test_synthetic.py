@@ -13,7 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from raksha import contract
-from raksha.synthetic import generate, generate_day, make_users, write_day
+from raksha.synthetic import generate, generate_day
+from raksha.synthetic.users import make_users
+from raksha.synthetic.write import write_day
 
 DAY = dt.date(2026, 11, 4)  # a Wednesday
 N = 3000

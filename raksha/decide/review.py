@@ -15,7 +15,8 @@ import datetime as dt
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
-FLAGGED = ("REVIEW", "BLOCK")
+from raksha.contract import FLAGGED_DECISIONS as FLAGGED
+
 AUDIT_BUCKETS = 1_000_000
 
 

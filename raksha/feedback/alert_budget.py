@@ -42,9 +42,10 @@ from typing import Any
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from raksha import contract, evaluation
+from raksha import contract
 from raksha.config import Config
 from raksha.decide import review
+from raksha.evaluation import window as evaluation
 from raksha.ingest import inputs
 from raksha.models import artifacts
 from raksha.models.artifacts import ModelVersion

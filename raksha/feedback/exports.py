@@ -262,7 +262,7 @@ def export_retraining(
     window = list(inputs.days(start, end))
     with locks.hold(spark, cfg, [locks.date_key(t, d) for t in EXPORT_TABLES for d in window], run_id):
         result = _export(spark, cfg, start, end, now, run_id, key, audit_rate)
-    from raksha.evaluation import write_report
+    from raksha.evaluation.report import write_report
 
     for table, manifest in result.manifests.items():
         result.manifest_paths[table] = write_report(spark, manifest, manifest_path(cfg, table, start, end))

@@ -1,4 +1,4 @@
-"""Measuring the models and the review queue against ground truth.
+"""The window of scored days and its ground truth read with Spark, and the evaluation built from them.
 
 ``queue_precision`` rebuilds each day's review queue from ``scored_sessions`` at a capacity
 of a share of the day's sessions (the same ranking as the nightly job, no audit sample),
@@ -21,24 +21,20 @@ reviewed sessions, not all of them). It reports
   and at a queue capacity of ``capacity_share`` of each day's sessions (the queue of
   ``queue_precision``).
 
-The metrics are computed with scikit-learn on pandas: Spark collects only the needed columns
-of the evaluated sessions (day, id, three scores, the baseline's score, decision, queued, truth),
-about 100 bytes a session, which is fine up to a few million sessions on a driver with 2 GB.
+The metrics are computed with scikit-learn on pandas (``metrics``): Spark collects only the
+needed columns of the evaluated sessions (day, id, three scores, the baseline's score, decision,
+queued, truth), about 100 bytes a session, which is fine up to a few million sessions on a driver
+with 2 GB.
 The IsolationForest trains on the driver (the sample) and scores in Spark (mapInPandas).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import math
-import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
@@ -46,23 +42,24 @@ from pyspark.sql import functions as F
 from raksha import contract
 from raksha.config import Config
 from raksha.decide import review
+from raksha.evaluation.metrics import (
+    BASELINE,
+    BASELINE_SEED,
+    BASELINE_TREES,
+    MODEL_SCORES,
+    baseline_scores,
+    capacity_cases,
+    fit_baseline,
+    frame_metrics,
+    queue_summary,
+)
 from raksha.ingest import inputs
 from raksha.platform import tables
-from raksha.platform.storage import Storage, local_path
 
 log = logging.getLogger(__name__)
 
 TRUTHS: tuple[str, ...] = ("labels", "verdicts")
-# score column -> what it is; higher means more suspicious for every one
-MODEL_SCORES: dict[str, str] = {
-    "ae_error": "autoencoder",
-    "seq_risk_max": "sequence model",
-    "risk_score": "combined",
-}
-BASELINE = "isolation_forest"
 BASELINE_MAX_ROWS = 200_000
-BASELINE_SEED = 0
-BASELINE_TREES = 100
 SAMPLE_BUCKETS = 1_000_000
 
 
@@ -78,13 +75,14 @@ def _scored_table(spark: SparkSession, cfg: Config) -> DataFrame:
 
 def capacity_queue(scored: DataFrame, day: dt.date, sessions: int, capacity_share: float) -> DataFrame:
     """session_id of the day's review queue at ``capacity_share`` of its sessions (no audit sample)."""
-    capacity = max(1, math.ceil(capacity_share * sessions))
+    capacity = capacity_cases(capacity_share, sessions)
     return review.review_queue(scored, day, capacity, 0.0, "evaluation").select("session_id")
 
 
 def queue_precision(
     spark: SparkSession, cfg: Config, start: dt.date, end: dt.date, capacity_share: float = 0.01
 ) -> tuple[pd.DataFrame, dict[str, float]]:
+    """Each day's review queue at ``capacity_share`` against the generated labels (``metrics.queue_summary``)."""
     scored_table = _scored_table(spark, cfg)
     rows = []
     for day in inputs.days(start, end):
@@ -102,90 +100,7 @@ def queue_precision(
             .agg(F.count("*").alias("sessions"), F.count("queued").alias("queued"))
         )
         rows += [{"dt": day.isoformat(), **r.asDict()} for r in joined.collect()]
-    per_day = pd.DataFrame(rows)
-    by_kind = per_day.groupby("kind")[["sessions", "queued"]].sum()
-    by_kind["recall"] = by_kind["queued"] / by_kind["sessions"]
-    queued = int(by_kind["queued"].sum())
-    attacks_queued = int(by_kind.drop(index="normal", errors="ignore")["queued"].sum())
-    by_kind["share_of_queue"] = by_kind["queued"] / max(queued, 1)
-    summary = {
-        "sessions": int(by_kind["sessions"].sum()),
-        "queued": queued,
-        "precision": attacks_queued / max(queued, 1),
-        "capacity_share": capacity_share,
-    }
-    return by_kind.reset_index(), summary
-
-
-def print_queue_precision(by_kind: pd.DataFrame, summary: dict[str, float], start: dt.date, end: dt.date) -> None:
-    print(f"review queue vs ground truth, {start} .. {end}, capacity {summary['capacity_share']:.1%} of sessions")
-    print(f"  {summary['queued']} sessions queued of {summary['sessions']}; precision {summary['precision']:.3f}")
-    print(f"  {'kind':<20} {'sessions':>9} {'queued':>7} {'recall':>7} {'share of queue':>15}")
-    for row in by_kind.sort_values("kind").itertuples():
-        print(f"  {row.kind:<20} {row.sessions:>9} {row.queued:>7} {row.recall:>7.3f} {row.share_of_queue:>15.3f}")
-
-
-# --- metrics (pure pandas / numpy) ---
-
-
-def _auc(y: np.ndarray, score: np.ndarray) -> dict[str, float | None]:
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    if len(np.unique(y)) < 2:  # undefined with one class
-        return {"roc_auc": None, "pr_auc": None}
-    return {"roc_auc": float(roc_auc_score(y, score)), "pr_auc": float(average_precision_score(y, score))}
-
-
-def score_metrics(frame: pd.DataFrame, scores: list[str]) -> dict[str, dict[str, float | None]]:
-    """ROC-AUC and PR-AUC of each score column against ``is_attack`` (None when one class only)."""
-    y = frame["is_attack"].to_numpy()
-    return {name: _auc(y, frame[name].to_numpy(dtype="float64")) for name in scores}
-
-
-def auc_by_kind(frame: pd.DataFrame, scores: list[str]) -> dict[str, dict[str, float | None]]:
-    """ROC-AUC of each score for each attack kind: that kind's attacks against every negative."""
-    negatives = frame["is_attack"] == 0
-    out = {}
-    for kind in sorted(frame.loc[~negatives, "kind"].unique()):
-        subset = frame[negatives | (frame["kind"] == kind)]
-        y = subset["is_attack"].to_numpy()
-        out[kind] = {name: _auc(y, subset[name].to_numpy(dtype="float64"))["roc_auc"] for name in scores}
-    return out
-
-
-def _share(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
-
-
-def outcome_by_kind(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per kind (negatives included, then all attacks): sessions, flagged, blocked, queued and their recall."""
-    flagged = frame["decision"].isin(review.FLAGGED)
-    blocked = frame["decision"] == "BLOCK"
-    queued = frame["queued"].astype(bool)
-    groups = [(kind, frame["kind"] == kind) for kind in sorted(frame["kind"].unique())]
-    groups.append(("all attacks", frame["is_attack"] == 1))
-    rows = []
-    for kind, mask in groups:
-        n = int(mask.sum())
-        counts = {"flagged": int((mask & flagged).sum()), "blocked": int((mask & blocked).sum())}
-        counts["queued"] = int((mask & queued).sum())
-        rows.append(
-            {
-                "kind": kind,
-                "sessions": n,
-                **counts,
-                "recall_at_decisions": _share(counts["flagged"], n),
-                "recall_blocked": _share(counts["blocked"], n),
-                "recall_at_capacity": _share(counts["queued"], n),
-            }
-        )
-    return rows
-
-
-def precision(frame: pd.DataFrame, picked: pd.Series) -> dict[str, Any]:
-    n = int(picked.sum())
-    attacks = int((picked & (frame["is_attack"] == 1)).sum())
-    return {"sessions": n, "attacks": attacks, "precision": _share(attacks, n)}
+    return queue_summary(pd.DataFrame(rows), capacity_share)
 
 
 # --- ground truth ---
@@ -218,22 +133,6 @@ def verdicts_truth(spark: SparkSession, cfg: Config, start: dt.date, end: dt.dat
 
 
 # --- the IsolationForest baseline ---
-
-
-def feature_matrix(frame: pd.DataFrame) -> np.ndarray:
-    """The 30 features in the contract's order, missing values filled with 0 (as the autoencoder's input)."""
-    return frame[list(contract.FEATURES)].astype("float64").fillna(0.0).to_numpy()
-
-
-def fit_baseline(training: pd.DataFrame, seed: int = BASELINE_SEED, trees: int = BASELINE_TREES):
-    from sklearn.ensemble import IsolationForest
-
-    return IsolationForest(n_estimators=trees, random_state=seed).fit(feature_matrix(training))
-
-
-def baseline_scores(forest, frame: pd.DataFrame) -> np.ndarray:
-    """Higher is more anomalous (the negated IsolationForest score)."""
-    return -forest.score_samples(feature_matrix(frame))
 
 
 def session_features(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date, keys: DataFrame) -> DataFrame:
@@ -368,8 +267,6 @@ def evaluate(
         raise RuntimeError(f"baseline: {int(frame[BASELINE].isna().sum())} evaluated sessions have no score")
     if frame.empty:
         raise inputs.InputError(f"no scored session of {start} .. {end} has a ground truth in {truth}")
-    scores = [*MODEL_SCORES, BASELINE]
-    flagged = frame["decision"].isin(review.FLAGGED)
     return {
         "window": {"start": start.isoformat(), "end": end.isoformat()},
         "truth": truth,
@@ -386,14 +283,7 @@ def evaluate(
             "unsure_left_out": int(unsure),
             "per_day": {d: int(n) for d, n in sorted(per_day.items())},
         },
-        "scores": score_metrics(frame, scores),
-        "roc_auc_by_kind": auc_by_kind(frame, scores),
-        "at_decisions": precision(frame, flagged),
-        "at_capacity": {
-            "cases_per_day": {d: max(1, math.ceil(capacity_share * n)) for d, n in sorted(per_day.items())},
-            **precision(frame, frame["queued"]),
-        },
-        "by_kind": outcome_by_kind(frame),
+        **frame_metrics(frame, per_day, capacity_share),
         "baseline": baseline_info,
     }
 
@@ -410,90 +300,3 @@ def scored_versions(spark: SparkSession, cfg: Config, start: dt.date, end: dt.da
         "ae_model_version": sorted({r["ae_model_version"] for r in rows}),
         "seq_model_version": sorted({r["seq_model_version"] for r in rows}),
     }
-
-
-def default_report_path(cfg: Config, start: dt.date, end: dt.date, truth: str) -> str:
-    """``{paths.warehouse}/../reports/evaluation-{start}-{end}-{truth}.json`` (a rerun replaces it)."""
-    warehouse = cfg.path("warehouse").rstrip("/")
-    parent = warehouse.rsplit("/", 1)[0]
-    return f"{parent}/reports/evaluation-{start.isoformat()}-{end.isoformat()}-{truth}.json"
-
-
-def write_report(spark: SparkSession, report: dict[str, Any], path: str) -> str:
-    payload = (json.dumps(report, indent=2, sort_keys=False) + "\n").encode()
-    local = local_path(path)
-    if local is not None:
-        target = Path(local).resolve()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(payload)
-        tmp.replace(target)  # a reader sees the old report or the new one
-        return str(target)
-    storage = Storage(spark)
-    storage.delete(path)
-    if not storage.create_exclusive(path, payload):
-        raise OSError(f"could not write the report to {path}")
-    return path
-
-
-def _fmt(value: float | None, width: int = 8) -> str:
-    return f"{'n/a':>{width}}" if value is None else f"{value:>{width}.3f}"
-
-
-def print_evaluation(report: dict[str, Any], path: str | None = None) -> None:
-    s = report["sessions"]
-    window = report["window"]
-    truth = "generated labels" if report["truth"] == "labels" else "analysts' verdicts (fraud vs legit)"
-    print(f"evaluation {window['start']} .. {window['end']} against {truth}")
-    print(
-        f"  {s['evaluated']} sessions evaluated ({s['attacks']} positive) of {s['scored']} scored; "
-        f"{s['truth_rows_not_scored']} ground-truth rows have no scored session"
-    )
-    versions = report["model_versions"]
-    print(f"  models: {', '.join(versions['ae_model_version'])} / {', '.join(versions['seq_model_version'])}")
-    print(f"  {'score':<34} {'ROC-AUC':>8} {'PR-AUC':>8}")
-    names = {**{k: f"{v} ({k})" for k, v in MODEL_SCORES.items()}, BASELINE: "baseline: IsolationForest"}
-    for name, label in names.items():
-        metrics = report["scores"][name]
-        print(f"  {label:<34} {_fmt(metrics['roc_auc'])} {_fmt(metrics['pr_auc'])}")
-    b = report["baseline"]
-    print(
-        f"  (baseline: {b['n_estimators']} trees, random_state {b['random_state']}, trained on "
-        f"{b['training_rows']} of {b['training_pool']} sessions, the 30 features, missing = 0)"
-    )
-    if report["roc_auc_by_kind"]:
-        print(f"  ROC-AUC by kind {'':<17} " + " ".join(f"{n[:12]:>12}" for n in names))
-        for kind, aucs in report["roc_auc_by_kind"].items():
-            print(f"  {kind:<34} " + " ".join(_fmt(aucs[n], 12) for n in names))
-    d, c = report["at_decisions"], report["at_capacity"]
-    print(f"  current decisions: {d['sessions']} sessions REVIEW or BLOCK, precision {_fmt(d['precision'], 0)}")
-    print(
-        f"  queue at capacity {report['capacity_share']:.1%} of each day's sessions: {c['sessions']} sessions "
-        f"queued, precision {_fmt(c['precision'], 0)}"
-    )
-    header = ("sessions", "flagged", "recall", "blocked", "recall", "queued", "recall")
-    print(f"  {'kind':<20} " + " ".join(f"{h:>8}" for h in header) + "   (recall: flagged / blocked / at capacity)")
-    for row in report["by_kind"]:
-        print(
-            f"  {row['kind']:<20} {row['sessions']:>8} {row['flagged']:>8} {_fmt(row['recall_at_decisions'])} "
-            f"{row['blocked']:>8} {_fmt(row['recall_blocked'])} {row['queued']:>8} {_fmt(row['recall_at_capacity'])}"
-        )
-    if path:
-        print(f"  written: {path}")
-
-
-def run_evaluation(
-    spark: SparkSession,
-    cfg: Config,
-    start: dt.date,
-    end: dt.date,
-    capacity_share: float = 0.01,
-    truth: str = "labels",
-    out: str | None = None,
-    baseline_max_rows: int = BASELINE_MAX_ROWS,
-) -> tuple[dict[str, Any], str]:
-    """``evaluate``, write the JSON (``out`` or the default path), print the table; returns both."""
-    report = evaluate(spark, cfg, start, end, capacity_share, truth, baseline_max_rows)
-    path = write_report(spark, report, out or default_report_path(cfg, start, end, truth))
-    print_evaluation(report, path)
-    return report, path
