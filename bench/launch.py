@@ -1,0 +1,61 @@
+"""Starting a variant: a fresh child process (``bench/run.py --child X``) whose process tree is sampled."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from sampler import TreeSampler
+from settings import REPO, RUN_SCRIPT, VARIANTS
+
+log = logging.getLogger("bench")
+
+
+def run_variant(variant: str, work: Path, sessions: int, logs: Path, profile: bool = False) -> dict[str, Any]:
+    """Run one variant in a fresh child process, sampling the memory of its process tree."""
+    out = work / "out" / VARIANTS[variant]
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    result_path = out / "result.json"
+    log_path = logs / f"{VARIANTS[variant]}.log"
+    command = [
+        sys.executable,
+        str(RUN_SCRIPT),
+        "--child",
+        variant,
+        "--work",
+        str(work),
+        "--sessions",
+        str(sessions),
+        "--result",
+        str(result_path),
+        *(["--profile"] if profile else []),
+    ]
+    log.info("variant %s (%s): running, log in %s", variant, VARIANTS[variant], log_path)
+    load_before = os.getloadavg()
+    clock = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        child = subprocess.Popen(command, stdout=log_file, stderr=subprocess.STDOUT, cwd=str(REPO))
+        sampler = TreeSampler(child.pid)
+        sampler.start()
+        code = child.wait()
+        sampler.stop()
+    process_s = time.monotonic() - clock
+    if code != 0 or not result_path.exists():
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-15:]
+        log.error("variant %s failed (exit %s):\n  %s", VARIANTS[variant], code, "\n  ".join(tail))
+        return {"variant": VARIANTS[variant], "error": f"exit {code}; see {log_path}", "log_tail": tail}
+    result = json.loads(result_path.read_text())
+    result.update(sampler.summary(), process_s=process_s, load_average_before=load_before)
+    result["load_average_after"] = os.getloadavg()
+    if variant == "d":  # no JVM: the notebook is one Python process
+        result["python_worker_peak_bytes"] = result["python_driver_peak_bytes"]
+    log.info("variant %s: %.1f s", VARIANTS[variant], result["wall_s"])
+    return result
