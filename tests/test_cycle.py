@@ -1,4 +1,7 @@
-"""The whole loop through the commands: score, label, export, retrain, calibrate, promote, next night's score."""
+"""The whole loop through the commands: score, label, export, retrain, calibrate, promote, next night's
+score, evaluate. Each command is its own process (``raksha ...``, its own JVM and SparkSession
+built by the real ``build_session``, stopped when it ends), as a scheduler and the analysts run them;
+what they leave is read as outside tools read it (delta-rs, the model folders)."""
 
 from __future__ import annotations
 
@@ -7,11 +10,12 @@ import json
 import shutil
 from pathlib import Path
 
+import commands
 import conftest
 import factories
 import pandas as pd
 
-from raksha import cli, contract, synthetic
+from raksha import contract, synthetic
 from raksha.models import artifacts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -25,24 +29,23 @@ def _day(cfg, table: str, day: dt.date) -> pd.DataFrame:
     return factories.read_table_day(cfg, table, day)
 
 
-def test_score_label_export_retrain_calibrate_promote_score(spark, tmp_path, monkeypatch, capsys):
+def test_score_label_export_retrain_calibrate_promote_score_evaluate(tmp_path):
     root = tmp_path
     shutil.copytree(REPO / "models", root / "models")
     cfg = conftest.test_config(root, "review.audit_rate=0.05")
     synthetic.generate(DAY1, 3, 600, 0.05, 5, cfg.path("sessions"), cfg.path("actions"), cfg.path("labels"))
-    monkeypatch.setattr("raksha.platform.session.build_session", lambda cfg, app=None: spark)
-    monkeypatch.setattr(spark, "stop", lambda: None)
-    monkeypatch.setenv("RAKSHA_PSEUDONYM_KEY", "cycle-test-key")
     sets = [a for k in cfg.get("paths") for a in ("--set", f"paths.{k}={cfg.path(k)}")]
     sets += ["--set", f"catalog.database={cfg.get('catalog.database')}", "--set", "review.audit_rate=0.05"]
     sets += ["--set", "training.autoencoder.epochs=3", "--set", "training.sequence.epochs=3"]
+    sets += ["--set", "spark.master=local[2]", "--set", "spark.conf.spark.sql.shuffle.partitions=4"]
     window = ["--start-date", str(DAY1), "--end-date", str(DAY2)]
     models = Path(cfg.path("models"))
     shipped = {m: artifacts.current_version(models, m) for m in (contract.AE_MODEL, contract.SEQ_MODEL)}
 
     def raksha(*args: str) -> str:
-        assert cli.main([*args, *sets]) == 0, capsys.readouterr().err
-        return capsys.readouterr().out
+        done = commands.raksha(*args, *sets, cwd=root, env={"RAKSHA_PSEUDONYM_KEY": "cycle-test-key"})
+        assert done.returncode == 0, f"raksha {args[0]}: {done.stderr[-3000:]}"
+        return done.stdout
 
     # 1. two nights scored with the shipped models
     for day in (DAY1, DAY2):
@@ -111,3 +114,14 @@ def test_score_label_export_retrain_calibrate_promote_score(spark, tmp_path, mon
     assert checksums[f"{contract.AE_MODEL}/model.keras"] == version.checksums["model.keras"]
     counts = dict(run_log["counts"])
     assert counts["sessions_read"] == counts["sessions_scored"] + counts["sessions_quarantined"] == 600
+
+    # 7. the three nights evaluated against the generated labels, from the catalog
+    report_path = root / "evaluation.json"
+    out = raksha("evaluate", "--start-date", str(DAY1), "--end-date", str(NEXT), "--out", str(report_path))
+    assert f"written: {report_path}" in out
+    report = json.loads(report_path.read_text())
+    assert report["sessions"]["per_day"] == {str(d): len(_day(cfg, "scored_sessions", d)) for d in (DAY1, DAY2, NEXT)}
+    assert report["model_versions"]["ae_model_version"] == sorted(
+        {retrained[contract.AE_MODEL].version, version.version}
+    )
+    assert report["model_versions"]["seq_model_version"] == [retrained[contract.SEQ_MODEL].version]
