@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+import commands
 import factories
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 DAY = dt.date(2026, 5, 6)
 
 
@@ -29,21 +26,15 @@ def _sets(root: Path) -> list[str]:
     return out + ["--set", "spark.master=local[2]"]
 
 
-def _run(cmd: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # spark-submit finds SPARK_HOME with this python
-    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
-
-
 def test_spark_submit_job_then_a_new_session_queries_the_catalog(tmp_path):
     sessions = factories.sessions_frame(DAY, 120, seed=5)
     factories.write_partition(sessions, tmp_path / "raw/sessions", DAY)
     factories.write_partition(factories.actions_frame(sessions), tmp_path / "raw/action_log", DAY)
     factories.write_untrained_models(tmp_path / "models")
 
-    job = _run(
+    job = commands.run(
         [
-            str(BIN / "spark-submit"),
+            str(commands.BIN / "spark-submit"),
             "--master",
             "local[2]",
             str(REPO / "jobs/score_daily.py"),
@@ -57,7 +48,7 @@ def test_spark_submit_job_then_a_new_session_queries_the_catalog(tmp_path):
     assert "decisions (from the catalog)" in job.stdout
 
     query = f"select decision, count(*) as n from raksha.scored_sessions where dt = '{DAY}' group by decision"
-    sql = _run([str(BIN / "raksha"), "sql", query, *_sets(tmp_path)], cwd=tmp_path)
+    sql = commands.raksha("sql", query, *_sets(tmp_path), cwd=tmp_path)
     assert sql.returncode == 0, sql.stderr[-3000:]
     counts = {}
     for line in sql.stdout.splitlines():
@@ -70,7 +61,7 @@ def test_spark_submit_job_then_a_new_session_queries_the_catalog(tmp_path):
 def test_missing_day_is_a_one_line_error_and_nonzero_exit(tmp_path):
     factories.write_untrained_models(tmp_path / "models")
     (tmp_path / "raw/sessions").mkdir(parents=True)
-    result = _run([str(BIN / "raksha"), "score", "--date", DAY.isoformat(), *_sets(tmp_path)], cwd=tmp_path)
+    result = commands.raksha("score", "--date", DAY.isoformat(), *_sets(tmp_path), cwd=tmp_path)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if "error:" in line]
     assert errors == [f"raksha score: error: sessions {DAY}: no partition at {tmp_path / 'raw/sessions'}/dt={DAY}"]
