@@ -17,7 +17,10 @@ import pytest
 from conftest import test_config as config_under
 from deltalake import DeltaTable
 
+from raksha import contract
+from raksha.features.sequences import session_sequences
 from raksha.ingest import inputs
+from raksha.pipeline import daily
 from raksha.pipeline.daily import EMPTY_DAY_MESSAGE, PUBLISHED_TABLES, run
 from raksha.platform import tables
 
@@ -194,6 +197,28 @@ def test_type_that_cannot_be_cast_safely_fails(spark, cfg, published):
     _unchanged(cfg, before)
 
 
+def test_int64_integer_columns_are_accepted_and_a_type_that_would_lose_is_refused(spark, cfg, published):
+    sessions, before = published
+    # a binary feature written as double: a cast to int could drop a fraction, so the run stops
+    _replace_sessions(cfg, sessions.assign(charging_state=sessions["charging_state"].astype("float64")))
+    with pytest.raises(
+        inputs.InputError, match=r"column 'charging_state' has type double in .*part-0.parquet, expected int"
+    ):
+        run(spark, cfg, DAY)
+    _unchanged(cfg, before)
+    # every integer column as int64 (the binary features, the actions' seq_no): scored as int32 was
+    path = _replace_sessions(cfg, sessions.astype({c: "int64" for c in contract.BINARY_FEATURES}))
+    actions = factories.actions_frame(sessions).astype({"seq_no": "int64"})
+    actions_path = factories.write_partition(actions, cfg.path("actions"), DAY)  # replaces the int32 file
+    assert pq.read_schema(path).field("charging_state").type == pa.int64()
+    assert pq.read_schema(actions_path).field("seq_no").type == pa.int64()
+    result = run(spark, cfg, DAY)
+    assert result.counts["sessions_scored"] == len(sessions) and result.counts["sessions_quarantined"] == 0
+    volatile = ["run_id", "scored_at"]
+    after = factories.read_table_day(cfg, "scored_sessions", DAY).sort_values("session_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(after.drop(columns=volatile), before["scored_sessions"][1].drop(columns=volatile))
+
+
 def test_corrupt_file_fails_naming_it(spark, cfg, published):
     _, before = published
     path = _replace_sessions(cfg, None, raw=b"PAR1 this is not parquet PAR1")
@@ -233,3 +258,21 @@ def test_nan_model_output_is_quarantined_never_written_as_a_score(spark, tmp_pat
     quarantine = factories.read_table_day(cfg, "quarantine", DAY)
     assert set(quarantine["reason"]) == {"MODEL_OUTPUT_NOT_A_NUMBER:ae_error"}
     assert len(factories.read_table_day(cfg, "scored_sessions", DAY)) == 0
+
+
+def test_counts_that_do_not_reconcile_stop_the_run_before_anything_is_published(spark, cfg, published, monkeypatch):
+    sessions, before = published
+    ids = list(sessions["session_id"])
+    actions = factories.actions_frame(sessions)
+    factories.write_partition(actions[~actions["session_id"].isin(ids[:3])], cfg.path("actions"), DAY)
+
+    def losing_sessions_without_actions(valid, actions):  # the bug guarded against: an inner join
+        return valid.join(session_sequences(actions), on="session_id", how="inner")
+
+    monkeypatch.setattr(daily, "with_sequences", losing_sessions_without_actions)
+    message = f"sessions {DAY}: read 20 != scored 17 + quarantined 0"
+    with pytest.raises(daily.ReconciliationError, match=message.replace("+", r"\+")):
+        run(spark, cfg, DAY)
+    _unchanged(cfg, before)
+    failed = spark.table(tables.table_name(cfg, "run_log")).where("status = 'FAILED'").collect()
+    assert [r["message"] for r in failed] == [message]

@@ -14,6 +14,7 @@ import pytest
 
 from raksha import contract, synthetic
 from raksha.config import ConfigError
+from raksha.decide.decisions import RULE_COLUMNS, validate_policy
 from raksha.features.sequences import session_sequences
 from raksha.models import architectures, artifacts
 from raksha.pipeline.daily import run
@@ -162,3 +163,21 @@ def test_a_bad_challenger_setting_is_a_clear_error(tmp_path):
     cfg = conftest.test_config(tmp_path, f"paths.models={REPO / 'models'}", "models.challenger.sequence_lstm=v404")
     with pytest.raises(artifacts.ArtifactError, match=r"model sequence_lstm/v404: .*manifest.json is missing"):
         challenger.load(cfg)
+
+
+def test_rules_cannot_read_challenger_columns_an_error_before_anything_is_read(spark, tmp_path):
+    seq = (REPO / "models" / contract.SEQ_MODEL / "CURRENT").read_text().strip()
+    cfg = conftest.test_config(
+        tmp_path,
+        f"paths.models={REPO / 'models'}",
+        f"models.challenger.sequence_lstm={seq}",
+        'decision.rules=[{when: "seq_risk > 0.8", decision: BLOCK}, '
+        '{when: "challenger_risk_score > 50", decision: REVIEW}]',
+    )
+    # no input exists for DAY: a run that read anything would fail on the missing partition instead
+    with pytest.raises(ConfigError, match=r"decision.rules\[1\] 'challenger_risk_score > 50': .*challenger_risk_score"):
+        run(spark, cfg, DAY)
+    assert not Path(cfg.path("warehouse")).exists()  # no table created, no lock taken
+    # the same rule over the champion's column is a rule's to read; no challenger column is
+    validate_policy(spark, cfg.with_overrides(['decision.rules=[{when: "risk_score > 50", decision: REVIEW}]']))
+    assert not {f.name for f in contract.CHALLENGER_FIELDS} & {f.name for f in RULE_COLUMNS}

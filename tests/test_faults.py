@@ -188,6 +188,64 @@ def test_run_killed_while_committing_scored_sessions_leaves_the_previous_day_who
     assert _held_locks(inputs) == []
 
 
+def test_run_killed_between_its_table_commits_leaves_whole_tables_and_is_taken_over(spark, cfg, tmp_path):
+    """Killed inside review_queue's commit, after its scored_sessions and quarantine commits: each table
+    holds one whole run's day, the killed run is not published (no run_log row), and the next run
+    takes over the dead run's locks and publishes every table."""
+    sessions = factories.sessions_frame(DAY, 40, seed=4)
+    sessions.loc[0, "battery_level"] = 1.7  # one quarantined row: quarantine gets a commit too
+    factories.write_partition(sessions, cfg.path("sessions"), DAY)
+    factories.write_partition(factories.actions_frame(sessions, seed=4), cfg.path("actions"), DAY)
+    factories.write_untrained_models(cfg.path("models"))
+    every_session_reviewed = "decision.default=REVIEW"  # a review queue with rows, so it writes files
+    cfg = cfg.with_overrides([every_session_reviewed])
+    first = run(spark, cfg, DAY)
+    previous = {t: _whole_day(cfg, t) for t in ("scored_sessions", "quarantine", "review_queue")}
+    assert len(previous["review_queue"]) == 39 and len(previous["quarantine"]) == 1
+    job = subprocess.Popen(
+        [str(BIN / "raksha"), "score", "--date", DAY.isoformat(), *_cli_sets(cfg, "local[2]")]
+        + ["--set", every_session_reviewed],
+        cwd=tmp_path,
+        env=_cli_env("write_review_queue=sleep:300"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 900  # a loaded machine: the job starts Spark, reads, scores, commits twice
+        committing = Path(locks.lock_folder(cfg, locks.commit_key("review_queue")))
+        while not _held_in(committing):  # inside review_queue's commit: the two before it are done
+            assert job.poll() is None, job.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "the job never started writing review_queue"
+            time.sleep(1)
+    finally:
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait(60)
+    killed = set(factories.read_table_day(cfg, "scored_sessions", DAY)["run_id"])
+    assert len(killed) == 1 and first.run_id not in killed  # the killed run's scored_sessions commit, whole
+    assert set(factories.read_table_day(cfg, "quarantine", DAY)["run_id"]) == killed
+    assert set(factories.read_table_day(cfg, "review_queue", DAY)["run_id"]) == {first.run_id}  # not committed
+    for table, rows in previous.items():  # each table holds one run's whole day (the same input, the same rows)
+        pd.testing.assert_frame_equal(_whole_day(cfg, table), rows)
+    log = tables.table_name(cfg, "run_log")
+    assert [(r["run_id"], r["status"]) for r in spark.table(log).collect()] == [(first.run_id, "SUCCEEDED")]
+    assert _held_locks(cfg)  # the dead run's date locks and review_queue's commit lock remain
+
+    rerun = run(spark, cfg, DAY)
+    for table, rows in previous.items():
+        assert set(factories.read_table_day(cfg, table, DAY)["run_id"]) == {rerun.run_id}, table
+        pd.testing.assert_frame_equal(_whole_day(cfg, table), rows)
+    statuses = {r["run_id"]: r["status"] for r in spark.table(log).collect()}
+    assert statuses == {first.run_id: "SUCCEEDED", rerun.run_id: "SUCCEEDED"}
+    assert _held_locks(cfg) == []
+
+
+def _whole_day(cfg, table: str) -> pd.DataFrame:
+    """``_day`` without the quarantine's per-run timestamp, one row per session in session order."""
+    frame = _day(cfg, table).drop(columns=["quarantined_at"], errors="ignore")
+    return frame.sort_values("session_id").reset_index(drop=True)
+
+
 def test_three_runs_give_identical_days_and_leave_neighbours_byte_for_byte(spark, inputs):
     neighbours = [DAY - dt.timedelta(days=1), DAY + dt.timedelta(days=1)]
     for i, day in enumerate(neighbours):

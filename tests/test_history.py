@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
+import re
+import shutil
 import socket
 import threading
 import time
@@ -13,6 +15,7 @@ from pathlib import Path
 import factories
 import pandas as pd
 import pytest
+from conftest import test_config as config_under
 from delta.tables import DeltaTable
 from pyspark.sql import functions as F
 
@@ -21,6 +24,7 @@ from raksha.pipeline.daily import run
 from raksha.platform import locks, tables
 from raksha.platform.history import RestoreError, history, restore, vacuum
 
+REPO = Path(__file__).resolve().parent.parent
 DAY = dt.date(2026, 5, 6)
 NIGHTLY = ("scored_sessions", "review_queue", "quarantine")
 
@@ -167,6 +171,37 @@ def test_a_lock_held_on_another_host_is_never_taken_over(spark, cfg):
         with locks.hold(spark, cfg, [key], "label-here"):
             pass
     assert [p.name for p in folder.iterdir()] == [f"{7:012d}.json"]
+
+
+def test_the_nightly_job_never_breaks_a_date_held_from_another_host_even_if_its_pid_is_free_here(spark, tmp_path):
+    """Another host's pid says nothing about this host: the job is refused, the entry stays, and the
+    message names the folder to clear by hand."""
+    cfg = config_under(tmp_path, f"paths.models={REPO / 'models'}")
+    key = locks.date_key("scored_sessions", DAY)
+    folder = Path(locks.lock_folder(cfg, key))
+    folder.mkdir(parents=True)
+    entry = folder / f"{3:012d}.json"
+    elsewhere = {"run_id": "score-elsewhere", "host": "another-host", "pid": _dead_pid(), "acquired_at": "then"}
+    entry.write_text(json.dumps(elsewhere))
+    # no input exists for DAY: a run that got past its locks would fail on the missing partition instead
+    refusal = (
+        rf"{key}: another run holds it: run score-elsewhere on host another-host .*remove {re.escape(str(folder))}\)"
+    )
+    with pytest.raises(locks.LockHeldError, match=refusal):
+        run(spark, cfg, DAY)
+    assert [p.name for p in folder.iterdir()] == [entry.name] and json.loads(entry.read_text()) == elsewhere
+    # the dates it had taken before meeting the held one are released; no table was created
+    others = [p for p in (Path(cfg.path("warehouse")) / "_locks").rglob("*.json") if p.parent != folder]
+    assert others and all(json.loads(p.read_text()).get("released") for p in others)
+    assert not (Path(cfg.path("warehouse")) / "scored_sessions").exists()
+    # cleared by hand, as the message says: the date can be taken
+    shutil.rmtree(folder)
+    with locks.hold(spark, cfg, [key], "score-after"):
+        assert _holder(folder)["run_id"] == "score-after"
+
+
+def _holder(folder: Path) -> dict:
+    return json.loads(max(folder.glob("*.json")).read_text())
 
 
 def test_a_commit_waits_for_another_writer_of_the_table_then_commits(spark, cfg):

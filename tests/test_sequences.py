@@ -77,3 +77,30 @@ def test_scoring_sessions_takes_the_earliest_riskiest_window():
     assert "ADD_RECIPIENT" in codes and all(1 <= r["value"] <= 8 for r in row["seq_reasons"])
     assert list(out["seq_risk_max_at"][2:]) == [1, 1]  # sessions without actions: one empty window
     assert out["seq_risk"][2] == out["seq_risk"][3]
+
+
+def test_sequence_reasons_name_the_step_before_or_start_or_earlier():
+    """Each sequence reason is ``<step before> -> <step>``: ``START ->`` for the session's first action,
+    ``EARLIER ->`` for the first action of a window that started after the session did (the step
+    before it lies outside the window the model saw)."""
+    from raksha.models import artifacts
+    from raksha.scoring.scorers import SequenceScorer
+
+    scorer = SequenceScorer(artifacts.load_version("models", contract.SEQ_MODEL))
+    short = ["ADD_RECIPIENT", "TRANSFER_LARGE", "TRANSFER_LARGE"]
+    long = ["VIEW_BALANCE", "TRANSFER_SMALL", "CHANGE_PASSWORD", "TRANSFER_LARGE", "VIEW_BALANCE", "TRANSFER_SMALL"]
+    long += ["ADD_RECIPIENT", "TRANSFER_LARGE", "TRANSFER_LARGE", "CHANGE_PASSWORD", "LOGIN", "LOGOUT", "LOGOUT"]
+    out = scorer.score_sessions([encode_actions(short), encode_actions(long)])
+    codes = []
+    for actions, (_, row) in zip((short, long), out.iterrows(), strict=True):
+        start = max(0, int(row["seq_risk_max_at"]) - contract.MAX_SEQ_LENGTH)  # actions before the riskiest window
+        assert row["seq_risk_max"] > 0.9 and row["seq_reasons"]
+        for reason in row["seq_reasons"]:
+            at = int(reason["value"])  # 1-based position of the step in the session
+            assert start < at <= int(row["seq_risk_max_at"])
+            before = "START" if at == 1 else "EARLIER" if at == start + 1 else actions[at - 2]
+            assert reason["code"] == f"{before} -> {actions[at - 1]}"
+        codes.append([r["code"] for r in row["seq_reasons"]])
+    assert "START -> ADD_RECIPIENT" in codes[0]
+    assert len(long) > contract.MAX_SEQ_LENGTH and out["seq_risk_max_at"][1] > contract.MAX_SEQ_LENGTH
+    assert "EARLIER -> CHANGE_PASSWORD" in codes[1] and not any(c.startswith("START") for c in codes[1])
