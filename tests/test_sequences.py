@@ -104,3 +104,27 @@ def test_sequence_reasons_name_the_step_before_or_start_or_earlier():
     assert "START -> ADD_RECIPIENT" in codes[0]
     assert len(long) > contract.MAX_SEQ_LENGTH and out["seq_risk_max_at"][1] > contract.MAX_SEQ_LENGTH
     assert "EARLIER -> CHANGE_PASSWORD" in codes[1] and not any(c.startswith("START") for c in codes[1])
+
+
+def nan_sequence_version(root):
+    """A promoted sequence-model version whose last layer's bias is NaN: every output is NaN."""
+    from raksha.models import architectures, artifacts
+
+    model = architectures.build_sequence_model()
+    kernel, bias = model.layers[-1].get_weights()
+    model.layers[-1].set_weights([kernel, np.full_like(bias, np.nan)])
+    files = {"model.keras": architectures.model_to_bytes(model)}
+    artifacts.write_version(root, contract.SEQ_MODEL, files, {"block_threshold": 0.8, "source": "nan"}, promote_it=True)
+    return artifacts.load_version(root, contract.SEQ_MODEL)
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "keras"])
+def test_a_sequence_model_giving_nan_gives_nan_scores_not_an_error(tmp_path, runtime):
+    from raksha.scoring.scorers import SequenceScorer
+
+    scorer = SequenceScorer(nan_sequence_version(tmp_path), runtime)
+    long = encode_actions(["LOGIN", "VIEW_BALANCE", "ADD_RECIPIENT", "TRANSFER_LARGE"] * 4)
+    out = scorer.score_sessions([long, encode_actions(["LOGIN"]), []])
+    # NaN where the job looks (quality.MODEL_OUTPUTS), so each session is quarantined, not scored
+    assert out["seq_risk"].isna().all() and out["seq_risk_max"].isna().all()
+    assert (out["seq_is_block"] == 0).all()

@@ -170,8 +170,10 @@ class SequenceScorer:
         last = first + counts - 1
         seq_risk = risk32[last].astype(np.float64)
         if len(first):
-            peak_value = np.maximum.reduceat(risk32, first)
-            at_peak = risk32 == np.repeat(peak_value, counts)
+            # a window the model scored NaN is the session's peak (np.maximum propagates it), so the
+            # session's seq_risk_max is NaN and the job quarantines it (MODEL_OUTPUT_NOT_A_NUMBER)
+            peak_value = np.repeat(np.maximum.reduceat(risk32, first), counts)
+            at_peak = (risk32 == peak_value) | (np.isnan(risk32) & np.isnan(peak_value))
             candidates = np.where(at_peak, np.arange(len(risk32)), len(risk32))
             peak = np.minimum.reduceat(candidates, first)
         else:
