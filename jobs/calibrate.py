@@ -6,7 +6,8 @@ from __future__ import annotations
 import sys
 
 from raksha.entrypoints import date_window_args, run_job
-from raksha.feedback.alert_budget import calibrate, print_calibration
+from raksha.feedback.alert_budget import calibrate
+from raksha.feedback.reports import print_calibration
 
 
 def calibrate_args(parser) -> None:

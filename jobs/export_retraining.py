@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 from raksha.entrypoints import date_window_args, run_job
-from raksha.feedback.exports import export_retraining, print_export
+from raksha.feedback.exports import export_retraining
+from raksha.feedback.reports import print_export
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -254,7 +254,8 @@ def cmd_queue_precision(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_label(cfg: Config, args: argparse.Namespace) -> int:
     """Exit 0 when every row landed; 2 when some rows were rejected (the valid ones landed)."""
-    from raksha.feedback.verdicts import label, print_label_report, write_rejections
+    from raksha.feedback.reports import print_label_report, write_rejections
+    from raksha.feedback.verdicts import label
 
     report = with_spark(cfg, "raksha-label", lambda spark: label(spark, cfg, args.file))
     print_label_report(report)
@@ -303,7 +304,8 @@ def cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.feedback.alert_budget import calibrate, print_calibration
+    from raksha.feedback.alert_budget import calibrate
+    from raksha.feedback.reports import print_calibration
 
     truth = None if args.truth == "none" else args.truth
     result = with_spark(
@@ -318,7 +320,8 @@ def cmd_calibrate(cfg: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_export_retraining(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.feedback.exports import export_retraining, print_export
+    from raksha.feedback.exports import export_retraining
+    from raksha.feedback.reports import print_export
 
     result = with_spark(
         cfg, "raksha-export-retraining", lambda spark: export_retraining(spark, cfg, args.start_date, args.end_date)

@@ -113,3 +113,11 @@ def read_table_day(cfg, table: str, day: dt.date | str) -> pd.DataFrame:
     path = Path(cfg.path("warehouse")) / table
     frame = DeltaTable(str(path)).to_pandas(partitions=[("dt", "=", str(day))])
     return frame.drop(columns=["dt"]).reset_index(drop=True)
+
+
+def cli_sets(cfg, *extra: str) -> list[str]:
+    """``--set`` arguments that point a command at ``cfg``'s paths and catalog database, then ``extra``
+    (``key=value`` settings)."""
+    sets = [f"paths.{key}={cfg.path(key)}" for key in cfg.get("paths")]
+    sets += [f"catalog.database={cfg.get('catalog.database')}", *extra]
+    return [arg for item in sets for arg in ("--set", item)]

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from raksha import cli, contract, synthetic
-from raksha.feedback import alert_budget
+from raksha.feedback import alert_budget, thresholds
 from raksha.ingest.inputs import InputError
 from raksha.models import artifacts
 from raksha.pipeline.daily import run
@@ -72,10 +72,49 @@ def calibrated(spark, scored_days):
 
 
 def test_pick_threshold():
-    assert alert_budget.pick_threshold([9.0, 7.0, 5.0, 3.0], 2) == 5.0  # two values above 5
-    assert alert_budget.pick_threshold([9.0, 7.0], 2) == 0.0  # fewer values than slots: all above
-    assert alert_budget.pick_threshold([9.0, 7.0, 5.0], 0) == math.nextafter(9.0, math.inf)  # none above
-    assert alert_budget.pick_threshold([], 0) == 0.0
+    assert thresholds.pick_threshold([9.0, 7.0, 5.0, 3.0], 2) == 5.0  # two values above 5
+    assert thresholds.pick_threshold([9.0, 7.0], 2) == 0.0  # fewer values than slots: all above
+    assert thresholds.pick_threshold([9.0, 7.0, 5.0], 0) == math.nextafter(9.0, math.inf)  # none above
+    assert thresholds.pick_threshold([], 0) == 0.0
+
+
+def test_figures_from_the_counts_at_a_threshold():
+    truth = {"judged": 10, "attacks": 4, "flagged": 5, "caught": 3, "cases": 4, "attack_cases": 2}
+    by_day = {str(DAY): 3, str(DAY2): 5}
+    assert thresholds.figures(0.5, by_day, 2, 5, truth) == {
+        "threshold": 0.5,
+        "cases_per_day": 4.0,
+        "cases_by_day": by_day,
+        "sessions_flagged": 5,
+        "sessions_judged": 10,
+        "attacks": 4,
+        "attacks_flagged": 3,
+        "precision": 0.6,
+        "recall": 0.75,
+        "case_precision": 0.5,
+    }
+    nothing = thresholds.figures(9.0, {}, 2, 0, dict.fromkeys(truth, 0))
+    assert [nothing[k] for k in ("cases_per_day", "precision", "recall", "case_precision")] == [0.0, None, None, None]
+    assert "precision" not in thresholds.figures(0.5, by_day, 2, 5)  # no truth
+
+
+def test_the_report_notes_what_the_budget_leaves():
+    measured = {k: {"threshold": 1.0} for k in ("ae_threshold", "risk_score_cut", "current_ae_threshold")}
+
+    def notes(blocked: int, slots: int, user_days: int = 100) -> list[str]:
+        counts = {"days": 2, "sessions": 500, "user_days": user_days, "blocked": blocked, "slots": slots}
+        report = thresholds.calibration_report(DAY, DAY2, 5, counts, None, "v1", ["v2"], measured)
+        assert report["blocked_cases_per_day"] == blocked / 2 and report["ae_threshold"] is measured["ae_threshold"]
+        return report["notes"]
+
+    assert notes(blocked=4, slots=6) == []
+    assert notes(blocked=12, slots=-2) == [
+        "blocked sessions alone make 6.0 cases a day, at or above the capacity of 5: the thresholds are set "
+        "above every session (no reviews beyond the blocks)"
+    ]
+    assert notes(blocked=4, slots=6, user_days=10) == [
+        "the window has fewer user-days than the budget: every session is above the thresholds"
+    ]
 
 
 def test_the_thresholds_give_the_capacity_and_the_report_measures_them(scored_days, calibrated):
@@ -86,7 +125,7 @@ def test_the_thresholds_give_the_capacity_and_the_report_measures_them(scored_da
     assert 0 < blocked_cases < CAPACITY * len(DAYS)
     assert report["blocked_cases_per_day"] == blocked_cases / len(DAYS)
     assert report["sessions"] == len(scored)
-    for column, knob in alert_budget.KNOBS.items():
+    for column, knob in thresholds.KNOBS.items():
         measured = report[knob]
         # exactly the capacity on average: the scores are continuous, so no ties at the threshold
         assert measured["cases_per_day"] == CAPACITY
@@ -152,7 +191,7 @@ def test_scoring_with_the_calibrated_version(spark, scored_days, calibrated):
         assert cases == calibrated.report["ae_threshold"]["cases_by_day"][str(DAY)]
 
         # DAY2 still holds the source version's scores: ae_error of two versions cannot share a threshold
-        with pytest.raises(alert_budget.CalibrationError, match="scored by 2 autoencoder versions"):
+        with pytest.raises(thresholds.CalibrationError, match="scored by 2 autoencoder versions"):
             alert_budget.calibrate(spark, cfg, DAY, DAY2, CAPACITY)
 
         # rules that rank by the combined score read the version's cut
@@ -198,7 +237,7 @@ def test_blocks_beyond_the_capacity_leave_no_reviews(spark, scored_days):
     result = alert_budget.calibrate(spark, scored_days, DAY, DAY2, 1)
     scored = _published(scored_days, "scored_sessions")
     blocked_cases = scored[scored["decision"] == "BLOCK"].groupby(["dt", "user_id"]).ngroups
-    for knob in alert_budget.KNOBS.values():
+    for knob in thresholds.KNOBS.values():
         assert result.report[knob]["cases_per_day"] == blocked_cases / len(DAYS) > 1
     assert result.report["ae_threshold"]["threshold"] > scored["ae_error"].max()
     assert "blocked sessions alone make" in result.report["notes"][0]
@@ -234,7 +273,7 @@ def test_a_calibrated_legacy_version_keeps_its_risk_scores(tmp_path):
         "ae_threshold": {"threshold": legacy.threshold * 3, "cases_per_day": 5.0},
         "risk_score_cut": {"threshold": 71.0, "cases_per_day": 5.0},
     }
-    new = alert_budget.write_calibrated(cfg, legacy, report, promote=False)
+    new = thresholds.write_calibrated(cfg, legacy, report, promote=False)
     assert new.manifest["fallback_threshold"] == legacy.threshold
     assert new.threshold == legacy.threshold * 3
     errors = np.array([0.0, legacy.threshold, legacy.threshold * 5])
@@ -252,8 +291,7 @@ def test_command_and_job(spark, scored_days, monkeypatch, capsys):
     cfg = scored_days
     monkeypatch.setattr("raksha.platform.session.build_session", lambda cfg, app=None: spark)
     monkeypatch.setattr(spark, "stop", lambda: None)
-    sets = [a for k in cfg.get("paths") for a in ("--set", f"paths.{k}={cfg.path(k)}")]
-    sets += ["--set", f"catalog.database={cfg.get('catalog.database')}"]
+    sets = factories.cli_sets(cfg)
     window = ["--start-date", str(DAY), "--end-date", str(DAY2), "--capacity", str(CAPACITY)]
     models = Path(cfg.path("models"))
     source = artifacts.current_version(models, contract.AE_MODEL)

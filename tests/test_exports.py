@@ -21,7 +21,7 @@ from delta.tables import DeltaTable
 from raksha import cli, contract, synthetic
 from raksha.decide import privacy
 from raksha.features.sequences import pad_tokens
-from raksha.feedback import exports, verdicts
+from raksha.feedback import export_rules, exports, verdicts
 from raksha.ingest.inputs import InputError
 from raksha.models import artifacts
 from raksha.models.architectures import model_from_bytes
@@ -138,6 +138,55 @@ def exported(spark, reviewed):
         mp.setenv("RAKSHA_PSEUDONYM_KEY", KEY)
         result = exports.export_retraining(spark, reviewed["cfg"], DAY, DAY2)
     return result
+
+
+def test_staged_counts_reconcile_or_the_export_refuses():
+    """The summaries, the expected counts and the reconciliation, from counts alone (no Spark)."""
+    behavior_table, sequences_table = exports.BEHAVIOR_TABLE, exports.SEQUENCES_TABLE
+    groups = pd.DataFrame(
+        {
+            "dt": [str(DAY), str(DAY), str(DAY2)],
+            "label": [1, 0, 0],
+            "source": ["verdict", "audit", "audit"],
+            "ae_model_version": ["v2", "v2", "v1"],
+            "seq_model_version": ["s1"] * 3,
+            "rows": [2, 3, 1],
+            "weight": [2.0, 60.0, 20.0],
+        }
+    )
+    later = DAY2 + dt.timedelta(days=1)
+    sequences = export_rules.summary(groups, 6, [DAY, DAY2, later], ["label", "source"])
+    assert sequences == {
+        "rows": 6,
+        "sessions": 6,
+        "per_day": {str(DAY): 5, str(DAY2): 1, str(later): 0},
+        "by_label": {"0": 4, "1": 2},
+        "by_source": {"audit": 4, "verdict": 2},
+        "weight_by_source": {"audit": 80.0, "verdict": 2.0},
+    }
+    assert export_rules.model_versions(groups) == {"ae_model_version": ["v1", "v2"], "seq_model_version": ["s1"]}
+
+    expected = export_rules.expected_counts({"fraud": 2, "legit": 4, "unsure": 1}, {"legit": 4, "none": 2}, 7)
+    assert expected == {
+        behavior_table: {"legit_verdict": 4, "unflagged_low_score": 7},
+        sequences_table: {"audit": 4, "verdict": 2},
+    }
+    behavior = {"rows": 11, "sessions": 11, "by_selection_reason": {"legit_verdict": 4, "unflagged_low_score": 7}}
+    export_rules.reconcile({behavior_table: behavior, sequences_table: sequences}, expected, DAY, DAY2)
+    with pytest.raises(
+        export_rules.ExportReconciliationError, match="retrain_sequences .*: a session was exported twice"
+    ):
+        export_rules.reconcile(
+            {behavior_table: behavior, sequences_table: {**sequences, "sessions": 5}}, expected, DAY, DAY2
+        )
+    fewer = {**behavior, "by_selection_reason": {"legit_verdict": 4, "unflagged_low_score": 6}}
+    with pytest.raises(
+        export_rules.ExportReconciliationError, match="retrain_behavior 2026-04-06 .. 2026-04-07: staged"
+    ):
+        export_rules.reconcile({behavior_table: fewer, sequences_table: sequences}, expected, DAY, DAY2)
+    export_rules.check_audit_weight(expected, AUDIT_RATE)
+    with pytest.raises(export_rules.ExportError, match="review.audit_rate is 0"):
+        export_rules.check_audit_weight(expected, 0.0)
 
 
 def test_retrain_behavior_holds_legit_and_unflagged_low_score_sessions_never_fraud_or_unsure(reviewed, exported):
@@ -298,13 +347,7 @@ def test_without_a_pseudonym_key_the_export_refuses(spark, reviewed, monkeypatch
 
 
 def _cli_sets(cfg) -> list[str]:
-    sets = [f"paths.{key}={cfg.path(key)}" for key in cfg.get("paths")]
-    sets += [
-        f"catalog.database={cfg.get('catalog.database')}",
-        f"review.audit_rate={AUDIT_RATE}",
-        f"exports.behavior_max_risk_score={CUT}",
-    ]
-    return [arg for item in sets for arg in ("--set", item)]
+    return factories.cli_sets(cfg, f"review.audit_rate={AUDIT_RATE}", f"exports.behavior_max_risk_score={CUT}")
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pytest
 from delta.tables import DeltaTable
 
 from raksha import cli, contract
-from raksha.feedback import verdicts
-from raksha.feedback.verdicts import VerdictFileError
+from raksha.feedback import reports, verdict_file, verdict_merge, verdicts
+from raksha.feedback.verdict_file import VerdictFileError
 from raksha.platform import locks, runs, tables
 
 DAY = dt.date(2026, 3, 2)
@@ -145,7 +145,7 @@ def test_rejected_rows_are_reported_by_line_with_every_reason_and_the_valid_rows
     direct = factories.read_table_day(scored_cfg, "verdicts", "2026-03-02")
     assert sorted(direct["session_id"]) == ["s1", "s3"]
 
-    verdicts.print_label_report(report)
+    reports.print_label_report(report)
     out = capsys.readouterr().out
     assert "13 rows read, 3 valid, 10 rejected" in out
     assert "the valid rows landed all the same" in out
@@ -172,7 +172,7 @@ def test_the_same_file_twice_changes_nothing(spark, scored_cfg, tmp_path, capsys
     assert _commits(spark, scored_cfg) == commits_before  # no new Delta version
     assert _tree(table_folder) == before  # not one file rewritten, the log included
     pd.testing.assert_frame_equal(_table(spark, scored_cfg), rows_before)
-    verdicts.print_label_report(again)
+    reports.print_label_report(again)
     assert "nothing changed" in capsys.readouterr().out
 
 
@@ -236,7 +236,7 @@ def test_the_winner_does_not_depend_on_the_order_files_arrive_in():
     content = ["session_id", "verdict", "analyst", "reviewed_at", "note"]
 
     def merged(first, second):
-        step = verdicts.merge_verdicts(verdicts.merge_verdicts(empty, first).drop(columns="_origin"), second)
+        step = verdict_merge.merge_verdicts(verdict_merge.merge_verdicts(empty, first).drop(columns="_origin"), second)
         return step[content].sort_values("session_id").reset_index(drop=True)
 
     ab, ba = merged(a, b), merged(b, a)
@@ -246,6 +246,53 @@ def test_the_winner_does_not_depend_on_the_order_files_arrive_in():
         ["s2", "legit", "asha"],
         ["s3", "unsure", "asha"],
     ]
+
+
+def test_settle_counts_what_each_day_changes():
+    existing = _rows(("s1", "legit", "asha", "2026-03-03 10:00", None, "a", 2)).assign(dt=DAY)
+    valid = _rows(
+        ("s1", "fraud", "ravi", "2026-03-03 11:00", None, "b", 2),  # later: changes s1
+        ("s2", "legit", "ravi", "2026-03-03 11:00", None, "b", 3),  # a new session
+        ("s2", "legit", "ravi", "2026-03-03 09:00", None, "b", 4),  # older than line 3: no effect
+        ("t1", "unsure", "ravi", "2026-03-04 11:00", None, "b", 5),
+    ).assign(dt=[DAY, DAY, DAY, DAY2])
+    winners, days = verdict_merge.settle(existing, valid)
+    assert days == {
+        str(DAY): {"rows": 3, "new": 1, "changed": 1, "no_effect": 1},
+        str(DAY2): {"rows": 1, "new": 1, "changed": 0, "no_effect": 0},
+    }
+    assert winners[["dt", "session_id", "source_line"]].values.tolist() == [
+        [DAY, "s1", 2],
+        [DAY, "s2", 3],
+        [DAY2, "t1", 5],
+    ]
+    again, days = verdict_merge.settle(winners.drop(columns="_origin"), valid)  # the same rows once more
+    assert again.empty and sum(d["no_effect"] for d in days.values()) == len(valid)
+
+
+def test_rows_are_checked_without_spark():
+    """Every check but the one against scored_sessions, on the file's bytes alone."""
+    text = HEADER + (
+        "s1,2026-03-02,fraud,asha,2026-03-03T09:00:00Z,\n"  # 2: valid
+        's2,2026-03-02, Legit ,ravi,2026-03-03T09:10:00+05:30,"two\nlines"\n'  # 3-4: valid
+        "s3,2026-03-02,maybe,,2026-03-03,\n"  # 5
+        ",2026-03-32,legit,asha,2026-03-01T23:00:00Z,\n"  # 6
+        "s4,,fraud,asha,2026-03-11T00:06:00Z,,x,y\n"  # 7
+    )
+    now = dt.datetime(2026, 3, 10, 23, 55, tzinfo=dt.UTC)
+    raw = verdict_file.parse_csv(text.encode("utf-8-sig"), "v.csv")
+    rows, reasons = verdict_file.check_rows(raw, now)
+    assert reasons == {
+        5: ["unknown verdict 'maybe' (expected one of fraud, legit, unsure)", "missing analyst"],
+        6: ["missing session_id", "bad dt '2026-03-32' (expected a date YYYY-MM-DD)"],
+        7: ["2 more field(s) than the header has", "missing dt", "reviewed_at 2026-03-11T00:06:00Z is in the future"],
+    }
+    valid = rows[~rows["line"].isin(reasons)]
+    assert valid[["line", "session_id", "dt", "verdict", "analyst", "reviewed_at", "note"]].values.tolist() == [
+        [2, "s1", DAY, "fraud", "asha", dt.datetime(2026, 3, 3, 9), None],
+        [3, "s2", DAY, "legit", "ravi", dt.datetime(2026, 3, 3, 3, 40), "two\nlines"],
+    ]
+    assert verdict_file.rejections(rows, reasons)[1] == verdict_file.Rejection(6, None, "2026-03-32", tuple(reasons[6]))
 
 
 def test_a_parquet_file_lands_with_row_numbers(spark, scored_cfg, tmp_path):
@@ -295,12 +342,6 @@ def test_reading_verdicts_before_any_landed_is_a_clear_error(spark, cfg):
         verdicts.read_verdicts(spark, cfg, DAY, DAY)
 
 
-def _cli_sets(cfg) -> list[str]:
-    sets = [f"paths.{key}={cfg.path(key)}" for key in cfg.get("paths")]
-    sets.append(f"catalog.database={cfg.get('catalog.database')}")
-    return [arg for item in sets for arg in ("--set", item)]
-
-
 @pytest.fixture
 def in_process(spark, monkeypatch):
     """The CLI on the test session (its own would start a second SparkContext); stop() is kept from it."""
@@ -310,7 +351,7 @@ def in_process(spark, monkeypatch):
 
 def test_label_command_exit_codes_and_report(spark, scored_cfg, tmp_path, capsys, in_process):
     clean = _write(tmp_path, "clean.csv", HEADER + "s1,2026-03-02,fraud,asha,2026-03-03T09:00:00Z,\n")
-    assert cli.main(["label", "--file", clean, *_cli_sets(scored_cfg)]) == 0
+    assert cli.main(["label", "--file", clean, *factories.cli_sets(scored_cfg)]) == 0
     out = capsys.readouterr().out
     assert "1 rows read, 1 valid, 0 rejected" in out and "dt=2026-03-02: 1 rows: 1 new sessions" in out
 
@@ -318,7 +359,7 @@ def test_label_command_exit_codes_and_report(spark, scored_cfg, tmp_path, capsys
         tmp_path, "mixed.csv", HEADER + "s2,2026-03-02,legit,asha,2026-03-03T09:00:00Z,\nzz,2026-03-02,x,,,\n"
     )
     rejects = tmp_path / "rejects.csv"
-    code = cli.main(["label", "--file", mixed, "--rejects", str(rejects), *_cli_sets(scored_cfg)])
+    code = cli.main(["label", "--file", mixed, "--rejects", str(rejects), *factories.cli_sets(scored_cfg)])
     assert code == 2  # some rows rejected; the valid one landed
     out = capsys.readouterr().out
     assert "line 3 [session zz, dt 2026-03-02]: unknown verdict 'x'" in out
@@ -326,5 +367,5 @@ def test_label_command_exit_codes_and_report(spark, scored_cfg, tmp_path, capsys
     assert written["line"].tolist() == [3] and "missing analyst" in written["reasons"][0]
     assert sorted(_table(spark, scored_cfg)["session_id"]) == ["s1", "s2"]
 
-    assert cli.main(["label", "--file", str(tmp_path / "nope.csv"), *_cli_sets(scored_cfg)]) == 1
+    assert cli.main(["label", "--file", str(tmp_path / "nope.csv"), *factories.cli_sets(scored_cfg)]) == 1
     assert capsys.readouterr().err.strip().endswith(f"verdicts file {tmp_path / 'nope.csv'}: no such file")

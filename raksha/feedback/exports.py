@@ -28,51 +28,40 @@ scored_sessions, the verdicts and the review queue, and no session appears twice
 
 User ids are exported only as pseudonyms: without a key in the environment variable named by
 ``privacy.pseudonym_key_env`` the export fails before reading anything.
+
+This module is the Spark side (reading the window, selecting the rows, publishing them under the
+window's locks); the rules' description, the expected counts, the reconciliation and the manifests
+are ``raksha.feedback.export_rules``; the printed summary is ``raksha.feedback.reports``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from raksha import contract
 from raksha.config import Config
 from raksha.decide import privacy
 from raksha.features.sequences import session_sequences
+from raksha.feedback import export_rules as rules
+from raksha.feedback.export_rules import (
+    BEHAVIOR_TABLE,
+    EXPORT_TABLES,
+    LEGIT_VERDICT,
+    SEQUENCES_TABLE,
+    SOURCE_AUDIT,
+    SOURCE_VERDICT,
+    UNFLAGGED_LOW_SCORE,
+    ExportResult,
+)
 from raksha.ingest import inputs
 from raksha.platform import locks, runs, tables
 
 log = logging.getLogger(__name__)
-
-BEHAVIOR_TABLE = contract.RETRAIN_BEHAVIOR
-SEQUENCES_TABLE = contract.RETRAIN_SEQUENCES
-EXPORT_TABLES = (BEHAVIOR_TABLE, SEQUENCES_TABLE)
-LEGIT_VERDICT = "legit_verdict"
-UNFLAGGED_LOW_SCORE = "unflagged_low_score"
-SOURCE_VERDICT = "verdict"
-SOURCE_AUDIT = "audit"
-
-
-class ExportError(RuntimeError):
-    """The window cannot be exported as asked (nothing is published)."""
-
-
-class ExportReconciliationError(ExportError):
-    """The staged rows do not add up to what scored_sessions, the verdicts and the queue say."""
-
-
-@dataclass
-class ExportResult:
-    run_id: str
-    start: dt.date
-    end: dt.date
-    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)  # table -> manifest
-    manifest_paths: dict[str, str] = field(default_factory=dict)
 
 
 def manifest_path(cfg: Config, table: str, start: dt.date, end: dt.date) -> str:
@@ -143,44 +132,23 @@ def input_sequences(spark: SparkSession, cfg: Config, start: dt.date, end: dt.da
     return out
 
 
-def selection_rules(cfg: Config) -> dict[str, Any]:
-    audit_rate = float(cfg.get("review.audit_rate"))
-    return {
-        BEHAVIOR_TABLE: {
-            LEGIT_VERDICT: "current verdict is legit",
-            UNFLAGGED_LOW_SCORE: "no verdict, decision = 'ALLOW', ae_is_anomaly = 0 and risk_score < "
-            "exports.behavior_max_risk_score",
-            "exports.behavior_max_risk_score": float(cfg.get("exports.behavior_max_risk_score")),
-            "never": "current verdict fraud or unsure",
-        },
-        SEQUENCES_TABLE: {
-            SOURCE_VERDICT: "current verdict fraud (label 1) or legit (label 0), weight 1.0",
-            SOURCE_AUDIT: "review_queue audit = true with a fraud or legit verdict, weight 1 / review.audit_rate",
-            "review.audit_rate": audit_rate,
-            "audit_weight": 1.0 / audit_rate if audit_rate > 0 else None,
-            "left_out": "unsure verdicts; audited sessions without a verdict",
-        },
-    }
+def _quiet(cfg: Config) -> Column:
+    """Allowed, not an autoencoder anomaly and under ``exports.behavior_max_risk_score``."""
+    cut = float(cfg.get("exports.behavior_max_risk_score"))
+    return (F.col("decision") == "ALLOW") & (F.col("ae_is_anomaly") == 0) & (F.col("risk_score") < F.lit(cut))
 
 
 def behavior_rows(scored: DataFrame, verdicts: DataFrame, features: DataFrame, cfg: Config, key: bytes) -> DataFrame:
     """retrain_behavior's rows (with dt and the model versions that scored them)."""
-    cut = float(cfg.get("exports.behavior_max_risk_score"))
     judged = scored.join(verdicts, ["dt", "session_id"], "left")
     reason = (
         F.when(F.col("verdict") == "legit", F.lit(LEGIT_VERDICT))
-        .when(
-            F.col("verdict").isNull()
-            & (F.col("decision") == "ALLOW")
-            & (F.col("ae_is_anomaly") == 0)
-            & (F.col("risk_score") < F.lit(cut)),
-            F.lit(UNFLAGGED_LOW_SCORE),
-        )
+        .when(F.col("verdict").isNull() & _quiet(cfg), F.lit(UNFLAGGED_LOW_SCORE))
         .otherwise(F.lit(None))
     )
     selected = judged.withColumn("selection_reason", reason).where(F.col("selection_reason").isNotNull())
     return (
-        selected.select("dt", "session_id", "user_id", "selection_reason", "ae_model_version", "seq_model_version")
+        selected.select("dt", "session_id", "user_id", "selection_reason", *rules.VERSION_COLUMNS)
         .join(features, ["dt", "session_id"], "inner")
         .select(
             "dt",
@@ -188,8 +156,7 @@ def behavior_rows(scored: DataFrame, verdicts: DataFrame, features: DataFrame, c
             privacy.pseudonymize(F.col("user_id"), key).alias("user_id"),
             *[privacy.coarsen_column(c, cfg) for c in contract.FEATURES],
             "selection_reason",
-            "ae_model_version",
-            "seq_model_version",
+            *rules.VERSION_COLUMNS,
         )
     )
 
@@ -198,11 +165,11 @@ def sequence_rows(
     scored: DataFrame, verdicts: DataFrame, audited: DataFrame, sequences: DataFrame, cfg: Config
 ) -> DataFrame:
     """retrain_sequences' rows (with dt and the model versions that scored them)."""
-    audit_rate = float(cfg.get("review.audit_rate"))
+    weight = rules.audit_weight(float(cfg.get("review.audit_rate"))) or 0.0
     labelled = verdicts.where(F.col("verdict").isin("fraud", "legit"))
     is_audit = F.col("audit").isNotNull()
     return (
-        scored.select("dt", "session_id", "ae_model_version", "seq_model_version")
+        scored.select("dt", "session_id", *rules.VERSION_COLUMNS)
         .join(labelled, ["dt", "session_id"], "inner")
         .join(audited.withColumn("audit", F.lit(True)), ["dt", "session_id"], "left")
         .join(sequences, ["dt", "session_id"], "left")
@@ -211,10 +178,9 @@ def sequence_rows(
             "session_id",
             F.coalesce("action_tokens", F.array().cast("array<int>")).alias("action_tokens"),
             (F.col("verdict") == "fraud").cast("int").alias("label"),
-            F.when(is_audit, F.lit(1.0 / audit_rate if audit_rate > 0 else 0.0)).otherwise(F.lit(1.0)).alias("weight"),
+            F.when(is_audit, F.lit(weight)).otherwise(F.lit(1.0)).alias("weight"),
             F.when(is_audit, F.lit(SOURCE_AUDIT)).otherwise(F.lit(SOURCE_VERDICT)).alias("source"),
-            "ae_model_version",
-            "seq_model_version",
+            *rules.VERSION_COLUMNS,
         )
     )
 
@@ -223,27 +189,14 @@ def _counts(frame: DataFrame, column: str) -> dict[str, int]:
     return {str(r[0]): int(r[1]) for r in frame.groupBy(column).count().orderBy(column).collect()}
 
 
-def _summary(rows: DataFrame, start: dt.date, end: dt.date, by: list[str]) -> dict[str, Any]:
-    """Counts of the rows about to be published: rows, distinct sessions, per day and per ``by`` column."""
-    totals = rows.agg(F.count("*").alias("rows"), F.count_distinct("session_id").alias("sessions")).first()
-    per_day = {d.isoformat(): 0 for d in inputs.days(start, end)}
-    per_day.update(_counts(rows, "dt"))
-    summary: dict[str, Any] = {"rows": int(totals["rows"]), "sessions": int(totals["sessions"]), "per_day": per_day}
-    for column in by:
-        summary[f"by_{column}"] = _counts(rows, column)
+def _staged(rows: DataFrame, table: str, window: list[dt.date]) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """The summary and the model versions of a table's staged rows (counted by Spark, summed by pandas)."""
+    sums = [F.count("*").alias("rows")]
     if "weight" in rows.columns:
-        summary["weight_by_source"] = {
-            str(r["source"]): float(r["w"]) for r in rows.groupBy("source").agg(F.sum("weight").alias("w")).collect()
-        }
-    return summary
-
-
-def _versions(rows: DataFrame) -> dict[str, list[str]]:
-    found = rows.select("ae_model_version", "seq_model_version").distinct().collect()
-    return {
-        "ae_model_version": sorted({r["ae_model_version"] for r in found}),
-        "seq_model_version": sorted({r["seq_model_version"] for r in found}),
-    }
+        sums.append(F.sum("weight").alias("weight"))
+    groups = rows.groupBy("dt", *rules.SUMMARY_BY[table], *rules.VERSION_COLUMNS).agg(*sums).toPandas()
+    sessions = rows.agg(F.count_distinct("session_id")).first()[0]
+    return rules.summary(groups, sessions, window, rules.SUMMARY_BY[table]), rules.model_versions(groups)
 
 
 def export_retraining(
@@ -261,7 +214,7 @@ def export_retraining(
     log.info("export %s: %s .. %s", run_id, start, end)
     window = list(inputs.days(start, end))
     with locks.hold(spark, cfg, [locks.date_key(t, d) for t in EXPORT_TABLES for d in window], run_id):
-        result = _export(spark, cfg, start, end, now, run_id, key, audit_rate)
+        result = _export(spark, cfg, ExportResult(run_id, start, end), now, key, audit_rate)
     from raksha.evaluation.report import write_report
 
     for table, manifest in result.manifests.items():
@@ -270,25 +223,11 @@ def export_retraining(
 
 
 def _export(
-    spark: SparkSession,
-    cfg: Config,
-    start: dt.date,
-    end: dt.date,
-    now: dt.datetime,
-    run_id: str,
-    key: bytes,
-    audit_rate: float,
+    spark: SparkSession, cfg: Config, result: ExportResult, now: dt.datetime, key: bytes, audit_rate: float
 ) -> ExportResult:
-
+    start, end, run_id = result.start, result.end, result.run_id
     scored = scored_window(spark, cfg, start, end).select(
-        "dt",
-        "session_id",
-        "user_id",
-        "decision",
-        "ae_is_anomaly",
-        "risk_score",
-        "ae_model_version",
-        "seq_model_version",
+        "dt", "session_id", "user_id", "decision", "ae_is_anomaly", "risk_score", *rules.VERSION_COLUMNS
     )
     verdicts = current_verdicts(spark, cfg, start, end)
     audited = audit_sample(spark, cfg, start, end)
@@ -304,114 +243,33 @@ def _export(
         .withColumn("run_id", F.lit(run_id))
         .persist()
     )
-    result = ExportResult(run_id, start, end)
     try:
         # expected counts, from scored_sessions, the verdicts and the review queue
         verdict_counts = _counts(judged, "verdict")
         audit_rows = audited.join(scored.select("dt", "session_id"), ["dt", "session_id"], "left_semi")
         audit_judged = audit_rows.join(judged, ["dt", "session_id"], "left")
         audit_counts = _counts(audit_judged.fillna({"verdict": "none"}), "verdict")
-        unflagged = (
-            scored.join(verdicts, ["dt", "session_id"], "left_anti")
-            .where(
-                (F.col("decision") == "ALLOW")
-                & (F.col("ae_is_anomaly") == 0)
-                & (F.col("risk_score") < F.lit(float(cfg.get("exports.behavior_max_risk_score"))))
-            )
-            .count()
-        )
-        expected = {
-            BEHAVIOR_TABLE: {LEGIT_VERDICT: verdict_counts.get("legit", 0), UNFLAGGED_LOW_SCORE: unflagged},
-            SEQUENCES_TABLE: {
-                SOURCE_AUDIT: audit_counts.get("fraud", 0) + audit_counts.get("legit", 0),
-                SOURCE_VERDICT: verdict_counts.get("fraud", 0)
-                + verdict_counts.get("legit", 0)
-                - audit_counts.get("fraud", 0)
-                - audit_counts.get("legit", 0),
-            },
-        }
-
-        if expected[SEQUENCES_TABLE][SOURCE_AUDIT] and audit_rate == 0.0:
-            raise ExportError(
-                "exports: the window holds labelled audit sessions but review.audit_rate is 0: "
-                "set it to the rate the audit sample was drawn at (their weight is 1 / review.audit_rate)"
-            )
-        staged = {
-            BEHAVIOR_TABLE: _summary(behavior, start, end, ["selection_reason"]),
-            SEQUENCES_TABLE: _summary(sequences, start, end, ["label", "source"]),
-        }
-        by = {BEHAVIOR_TABLE: "by_selection_reason", SEQUENCES_TABLE: "by_source"}
-        for table in EXPORT_TABLES:
-            summary = staged[table]
-            if summary["rows"] != summary["sessions"]:
-                raise ExportReconciliationError(f"{table} {start} .. {end}: a session was exported twice")
-            got = {k: summary[by[table]].get(k, 0) for k in expected[table]}
-            if got != expected[table]:
-                raise ExportReconciliationError(
-                    f"{table} {start} .. {end}: staged {got} != expected {expected[table]} "
-                    "(input sessions or actions changed since the days were scored?)"
-                )
+        unflagged = scored.join(verdicts, ["dt", "session_id"], "left_anti").where(_quiet(cfg)).count()
+        expected = rules.expected_counts(verdict_counts, audit_counts, unflagged)
+        rules.check_audit_weight(expected, audit_rate)
 
         window = list(inputs.days(start, end))
+        staged, versions = {}, {}
+        for table, rows in ((BEHAVIOR_TABLE, behavior), (SEQUENCES_TABLE, sequences)):
+            staged[table], versions[table] = _staged(rows, table, window)
+        rules.reconcile(staged, expected, start, end)
+
         for table, rows in ((BEHAVIOR_TABLE, behavior), (SEQUENCES_TABLE, sequences)):
             tables.publish_days(spark, cfg, table, rows, window, run_id)
 
-        rules = selection_rules(cfg)
-        common = {
-            "start_date": start.isoformat(),
-            "end_date": end.isoformat(),
-            "run_id": run_id,
-            "created_at": now.astimezone(dt.UTC).isoformat(timespec="seconds"),
-            "config_hash": cfg.digest(),
-        }
-        result.manifests[BEHAVIOR_TABLE] = {
-            "table": tables.table_name(cfg, BEHAVIOR_TABLE),
-            **common,
-            **staged[BEHAVIOR_TABLE],
-            "model_versions": _versions(behavior),
-            "selection": rules[BEHAVIOR_TABLE],
-            "left_out": {
-                "fraud_verdicts": verdict_counts.get("fraud", 0),
-                "unsure_verdicts": verdict_counts.get("unsure", 0),
-            },
-            "privacy": {
-                "user_id": "HMAC-SHA256 pseudonym (key from $" + str(cfg.get("privacy.pseudonym_key_env")) + ")",
-                "location_decimals": cfg.get("privacy.location_decimals"),
-                "keep_network_ids": bool(cfg.get("privacy.keep_network_ids")),
-            },
-        }
-        result.manifests[SEQUENCES_TABLE] = {
-            "table": tables.table_name(cfg, SEQUENCES_TABLE),
-            **common,
-            **staged[SEQUENCES_TABLE],
-            "model_versions": _versions(sequences),
-            "selection": rules[SEQUENCES_TABLE],
-            "left_out": {
-                "unsure_verdicts": verdict_counts.get("unsure", 0),
-                "audit_unlabelled": audit_counts.get("none", 0),
-                "audit_unsure": audit_counts.get("unsure", 0),
-            },
-            "audit_sessions": sum(audit_counts.values()),
-        }
+        names = {table: tables.table_name(cfg, table) for table in EXPORT_TABLES}
+        result.manifests.update(
+            rules.manifests(cfg, result, now, names, staged, versions, verdict_counts, audit_counts)
+        )
     finally:
         for frame in (scored, judged, behavior, sequences):
             frame.unpersist()
     return result
-
-
-def print_export(result: ExportResult) -> None:
-    b = result.manifests[BEHAVIOR_TABLE]
-    s = result.manifests[SEQUENCES_TABLE]
-    print(f"export {result.run_id}: {result.start} .. {result.end}")
-    reasons = ", ".join(f"{k} {v}" for k, v in b["by_selection_reason"].items()) or "none"
-    print(f"  {b['table']}: {b['rows']} sessions ({reasons}); left out: {b['left_out']}")
-    sources = ", ".join(f"{k} {v}" for k, v in s["by_source"].items()) or "none"
-    labels = ", ".join(f"label {k}: {v}" for k, v in s["by_label"].items()) or "none"
-    print(f"  {s['table']}: {s['rows']} sequences ({sources}; {labels}); left out: {s['left_out']}")
-    versions = b["model_versions"]
-    print(f"  scored by: {', '.join(versions['ae_model_version'])} / {', '.join(versions['seq_model_version'])}")
-    for table, path in result.manifest_paths.items():
-        print(f"  manifest {table}: {path}")
 
 
 # --- reading an export back (training with --from-export) ---
