@@ -184,38 +184,23 @@ def with_spark(cfg: Config, app: str, body):
         spark.stop()
 
 
-def cmd_train_autoencoder(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.training.commands import train_autoencoder
+def cmd_train(cfg: Config, args: argparse.Namespace) -> int:
+    """``train-autoencoder`` / ``train-sequence``: a new version from a date window (promoted unless told)."""
+    from raksha.training.commands import train_autoencoder, train_sequence
 
+    train = train_autoencoder if args.command == "train-autoencoder" else train_sequence
     version = with_spark(
         cfg,
-        "raksha-train-autoencoder",
-        lambda spark: train_autoencoder(
+        f"raksha-{args.command}",
+        lambda spark: train(
             spark, cfg, args.start_date, args.end_date, promote=not args.no_promote, from_export=args.from_export
         ),
     )
-    print(
-        f"wrote {version.name}/{version.version} (threshold {version.threshold:.6f})"
-        f"{'' if args.no_promote else ', promoted'}"
-    )
-    return 0
-
-
-def cmd_train_sequence(cfg: Config, args: argparse.Namespace) -> int:
-    from raksha.training.commands import train_sequence
-
-    version = with_spark(
-        cfg,
-        "raksha-train-sequence",
-        lambda spark: train_sequence(
-            spark, cfg, args.start_date, args.end_date, promote=not args.no_promote, from_export=args.from_export
-        ),
-    )
-    metrics = version.manifest.get("metrics", {})
-    print(
-        f"wrote {version.name}/{version.version} (held-out ROC-AUC {metrics.get('roc_auc')})"
-        f"{'' if args.no_promote else ', promoted'}"
-    )
+    if args.command == "train-autoencoder":
+        detail = f"threshold {version.threshold:.6f}"
+    else:
+        detail = f"held-out ROC-AUC {version.manifest.get('metrics', {}).get('roc_auc')}"
+    print(f"wrote {version.name}/{version.version} ({detail}){'' if args.no_promote else ', promoted'}")
     return 0
 
 
@@ -372,8 +357,8 @@ def cmd_config(cfg: Config, args: argparse.Namespace) -> int:
 
 COMMANDS = {
     "generate": cmd_generate,
-    "train-autoencoder": cmd_train_autoencoder,
-    "train-sequence": cmd_train_sequence,
+    "train-autoencoder": cmd_train,
+    "train-sequence": cmd_train,
     "import-legacy": cmd_import_legacy,
     "score": cmd_score,
     "queue-precision": cmd_queue_precision,

@@ -74,12 +74,6 @@ def _isolation_forest_outside(cfg, truth: pd.DataFrame, report: dict) -> pd.Seri
     return pd.Series(-forest.score_samples(x), index=raw["session_id"].to_numpy())
 
 
-def _cli_sets(cfg) -> list[str]:
-    sets = [f"paths.{key}={cfg.path(key)}" for key in cfg.get("paths")]
-    sets.append(f"catalog.database={cfg.get('catalog.database')}")
-    return [arg for item in sets for arg in ("--set", item)]
-
-
 @pytest.fixture
 def in_process(spark, monkeypatch):
     """Commands and jobs on the test session (their own would start a second SparkContext); stop() kept from it."""
@@ -90,7 +84,7 @@ def in_process(spark, monkeypatch):
 def test_evaluate_command_against_the_generated_labels(spark, scored, tmp_path, capsys, in_process):
     out = tmp_path / "evaluation.json"
     code = cli.main(
-        ["evaluate", "--start-date", str(DAY), "--end-date", str(DAY2), "--out", str(out), *_cli_sets(scored)]
+        ["evaluate", "--start-date", str(DAY), "--end-date", str(DAY2), "--out", str(out), *factories.cli_sets(scored)]
     )
     printed = capsys.readouterr()
     assert code == 0, printed.err
@@ -146,7 +140,7 @@ def _load_job():
 
 def test_evaluate_job_writes_the_default_report_with_a_capped_deterministic_baseline(spark, scored, in_process):
     job = _load_job()
-    args = ["--start-date", str(DAY), "--end-date", str(DAY), "--baseline-rows", "1000", *_cli_sets(scored)]
+    args = ["--start-date", str(DAY), "--end-date", str(DAY), "--baseline-rows", "1000", *factories.cli_sets(scored)]
     assert job.main(args) == 0
     path = Path(default_report_path(scored, DAY, DAY, "labels"))
     assert path.parent == Path(scored.path("warehouse")).parent / "reports"
