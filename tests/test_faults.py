@@ -142,19 +142,24 @@ def _spark_day(spark, cfg, day: dt.date = DAY):
     return spark.sql(f"select count(*) n, count(distinct run_id) runs from {name} where dt = '{day}'").first()
 
 
+def _score_in_background(cfg, failpoint: str, cwd: Path, *extra: str) -> subprocess.Popen:
+    """``raksha score`` of DAY as its own process (own session, so it can be killed), stopped at ``failpoint``."""
+    return subprocess.Popen(
+        [str(BIN / "raksha"), "score", "--date", DAY.isoformat(), *_cli_sets(cfg, "local[2]"), *extra],
+        cwd=cwd,
+        env=_cli_env(failpoint),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
 def test_run_killed_while_committing_scored_sessions_leaves_the_previous_day_whole(spark, inputs, clean, tmp_path):
     first = run(spark, inputs, DAY)
     previous = _day(inputs, "scored_sessions")
     folder = Path(inputs.path("warehouse")) / "scored_sessions" / f"dt={DAY}"
     files_before = set(folder.glob("*.parquet"))
-    job = subprocess.Popen(
-        [str(BIN / "raksha"), "score", "--date", DAY.isoformat(), *_cli_sets(inputs, "local[2]")],
-        cwd=tmp_path,
-        env=_cli_env("write_scored_sessions=sleep:300"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    job = _score_in_background(inputs, "write_scored_sessions=sleep:300", tmp_path)
     try:
         deadline = time.monotonic() + 400
         committing = Path(locks.lock_folder(inputs, locks.commit_key("scored_sessions")))
@@ -202,15 +207,7 @@ def test_run_killed_between_its_table_commits_leaves_whole_tables_and_is_taken_o
     first = run(spark, cfg, DAY)
     previous = {t: _whole_day(cfg, t) for t in ("scored_sessions", "quarantine", "review_queue")}
     assert len(previous["review_queue"]) == 39 and len(previous["quarantine"]) == 1
-    job = subprocess.Popen(
-        [str(BIN / "raksha"), "score", "--date", DAY.isoformat(), *_cli_sets(cfg, "local[2]")]
-        + ["--set", every_session_reviewed],
-        cwd=tmp_path,
-        env=_cli_env("write_review_queue=sleep:300"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
+    job = _score_in_background(cfg, "write_review_queue=sleep:300", tmp_path, "--set", every_session_reviewed)
     try:
         deadline = time.monotonic() + 900  # a loaded machine: the job starts Spark, reads, scores, commits twice
         committing = Path(locks.lock_folder(cfg, locks.commit_key("review_queue")))
