@@ -61,10 +61,13 @@ def write_partition(frame: pd.DataFrame, root: Path | str, day: dt.date, name: s
     return path
 
 
-def write_untrained_models(models_root: Path | str, seed: int = 0, broken_autoencoder: bool = False) -> None:
+def write_untrained_models(
+    models_root: Path | str, seed: int = 0, broken_autoencoder: bool = False, broken_sequence: bool = False
+) -> None:
     """Promoted versions of both notebook networks with initial weights (plumbing tests only).
 
-    ``broken_autoencoder``: its last layer's bias is NaN, so every output is NaN.
+    ``broken_autoencoder`` / ``broken_sequence``: that model's last layer's bias is NaN, so every
+    output is NaN.
     """
     import keras
 
@@ -78,7 +81,7 @@ def write_untrained_models(models_root: Path | str, seed: int = 0, broken_autoen
         models_root,
         contract.AE_MODEL,
         {
-            "model.keras": architectures.model_to_bytes(_autoencoder(broken_autoencoder)),
+            "model.keras": _model_bytes(architectures.build_autoencoder(), broken_autoencoder),
             "scaler.json": json.dumps(scaler.to_json()).encode(),
         },
         {"threshold": 1.0, "source": "test-untrained"},
@@ -87,21 +90,21 @@ def write_untrained_models(models_root: Path | str, seed: int = 0, broken_autoen
     artifacts.write_version(
         models_root,
         contract.SEQ_MODEL,
-        {"model.keras": architectures.model_to_bytes(architectures.build_sequence_model())},
+        {"model.keras": _model_bytes(architectures.build_sequence_model(), broken_sequence)},
         {"block_threshold": 0.8, "source": "test-untrained"},
         promote_it=True,
     )
 
 
-def _autoencoder(broken: bool):
+def _model_bytes(model, broken: bool) -> bytes:
+    """``model`` as ``.keras`` bytes, its last layer's bias NaN when ``broken``."""
     from raksha.models import architectures
 
-    model = architectures.build_autoencoder()
     if broken:
         last = model.layers[-1]
         kernel, bias = last.get_weights()
         last.set_weights([kernel, np.full_like(bias, np.nan)])
-    return model
+    return architectures.model_to_bytes(model)
 
 
 def read_table_day(cfg, table: str, day: dt.date | str) -> pd.DataFrame:

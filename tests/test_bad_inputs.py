@@ -16,7 +16,6 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import test_config as config_under
 from deltalake import DeltaTable
-from test_sequences import nan_sequence_version
 
 from raksha import contract
 from raksha.features.sequences import session_sequences
@@ -247,31 +246,27 @@ def test_empty_day_succeeds_with_zero_rows_replacing_the_previous_day(spark, cfg
     assert log["status"] == "SUCCEEDED" and log["message"] == EMPTY_DAY_MESSAGE
 
 
-def test_nan_model_output_is_quarantined_never_written_as_a_score(spark, tmp_path):
+@pytest.mark.parametrize(
+    "broken, reason, also",
+    [
+        ("autoencoder", "MODEL_OUTPUT_NOT_A_NUMBER:ae_error", "MODEL_OUTPUT_NOT_A_NUMBER:ae_error"),
+        ("sequence", "MODEL_OUTPUT_NOT_A_NUMBER:seq_risk", "MODEL_OUTPUT_NOT_A_NUMBER:seq_risk_max"),
+    ],
+)
+def test_nan_model_output_is_quarantined_never_written_as_a_score(spark, tmp_path, broken, reason, also):
     cfg = config_under(tmp_path)
     sessions = factories.sessions_frame(DAY, 15, seed=8)
     factories.write_partition(sessions, cfg.path("sessions"), DAY)
     factories.write_partition(factories.actions_frame(sessions), cfg.path("actions"), DAY)
-    factories.write_untrained_models(cfg.path("models"), broken_autoencoder=True)
+    factories.write_untrained_models(
+        cfg.path("models"), broken_autoencoder=broken == "autoencoder", broken_sequence=broken == "sequence"
+    )
     result = run(spark, cfg, DAY)
     assert result.counts["sessions_read"] == 15 == result.counts["sessions_quarantined"]
     assert result.counts["sessions_scored"] == 0
     quarantine = factories.read_table_day(cfg, "quarantine", DAY)
-    assert set(quarantine["reason"]) == {"MODEL_OUTPUT_NOT_A_NUMBER:ae_error"}
-    assert len(factories.read_table_day(cfg, "scored_sessions", DAY)) == 0
-
-
-def test_nan_from_the_sequence_model_is_quarantined_never_written_as_a_score(spark, tmp_path):
-    cfg = config_under(tmp_path)
-    sessions = factories.sessions_frame(DAY, 15, seed=8)
-    factories.write_partition(sessions, cfg.path("sessions"), DAY)
-    factories.write_partition(factories.actions_frame(sessions), cfg.path("actions"), DAY)
-    factories.write_untrained_models(cfg.path("models"))
-    nan_sequence_version(cfg.path("models"))  # promoted over the untrained one
-    result = run(spark, cfg, DAY)
-    assert result.counts["sessions_read"] == 15 == result.counts["sessions_quarantined"]
-    quarantine = factories.read_table_day(cfg, "quarantine", DAY)
-    assert all("MODEL_OUTPUT_NOT_A_NUMBER:seq_risk_max" in r for r in quarantine["reasons"])
+    assert set(quarantine["reason"]) == {reason}
+    assert all(also in r for r in quarantine["reasons"])
     assert len(factories.read_table_day(cfg, "scored_sessions", DAY)) == 0
 
 

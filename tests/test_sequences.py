@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import factories
 import numpy as np
 import pytest
 
@@ -106,23 +107,13 @@ def test_sequence_reasons_name_the_step_before_or_start_or_earlier():
     assert "EARLIER -> CHANGE_PASSWORD" in codes[1] and not any(c.startswith("START") for c in codes[1])
 
 
-def nan_sequence_version(root):
-    """A promoted sequence-model version whose last layer's bias is NaN: every output is NaN."""
-    from raksha.models import architectures, artifacts
-
-    model = architectures.build_sequence_model()
-    kernel, bias = model.layers[-1].get_weights()
-    model.layers[-1].set_weights([kernel, np.full_like(bias, np.nan)])
-    files = {"model.keras": architectures.model_to_bytes(model)}
-    artifacts.write_version(root, contract.SEQ_MODEL, files, {"block_threshold": 0.8, "source": "nan"}, promote_it=True)
-    return artifacts.load_version(root, contract.SEQ_MODEL)
-
-
 @pytest.mark.parametrize("runtime", ["onnx", "keras"])
 def test_a_sequence_model_giving_nan_gives_nan_scores_not_an_error(tmp_path, runtime):
+    from raksha.models import artifacts
     from raksha.scoring.scorers import SequenceScorer
 
-    scorer = SequenceScorer(nan_sequence_version(tmp_path), runtime)
+    factories.write_untrained_models(tmp_path, broken_sequence=True)
+    scorer = SequenceScorer(artifacts.load_version(tmp_path, contract.SEQ_MODEL), runtime)
     long = encode_actions(["LOGIN", "VIEW_BALANCE", "ADD_RECIPIENT", "TRANSFER_LARGE"] * 4)
     out = scorer.score_sessions([long, encode_actions(["LOGIN"]), []])
     # NaN where the job looks (quality.MODEL_OUTPUTS), so each session is quarantined, not scored
