@@ -99,6 +99,7 @@ def score(
         return absent(scored)
     runtime = runtimes.configured(cfg)
     behavior, sequence = challenger.behavior, challenger.sequence
+    ae_version, seq_version = behavior or champion[0], sequence or champion[1]
     ae_model = broadcast(spark, behavior, runtime) if behavior else None
     seq_model = broadcast(spark, sequence, runtime) if sequence else None
     # the challenger's models through the champion's UDF; an unset model's outputs are the champion's
@@ -112,11 +113,11 @@ def score(
         f"{PREFIX}risk_score",
         calibration.risk_score_column(F.col(f"{PREFIX}ae_surprise"), F.col(f"{PREFIX}seq_surprise")),
     )
-    out = _challenger_decision(out, cfg, (behavior or champion[0]).risk_score_cut)
+    out = _challenger_decision(out, cfg, ae_version.risk_score_cut)
     return out.withColumns(
         {
-            f"{PREFIX}ae_model_version": F.lit((behavior or champion[0]).version),
-            f"{PREFIX}seq_model_version": F.lit((sequence or champion[1]).version),
+            f"{PREFIX}ae_model_version": F.lit(ae_version.version),
+            f"{PREFIX}seq_model_version": F.lit(seq_version.version),
         }
     ).drop(f"{PREFIX}ae_surprise", f"{PREFIX}seq_surprise")
 

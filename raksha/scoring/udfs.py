@@ -140,14 +140,10 @@ def model_inputs(behavior: bool = True, sequence: bool = True) -> tuple[Column, 
 
 
 def score_models(
-    sessions: DataFrame,
-    ae_model: BroadcastModel | None,
-    seq_model: BroadcastModel | None,
-    threads: int,
-    counter: Any,
+    sessions: DataFrame, ae_model: BroadcastModel, seq_model: BroadcastModel, threads: int, counter: Any
 ) -> DataFrame:
-    """``sessions`` (with the features and ``action_tokens``) plus the given models' columns
-    (``AE_COLUMNS``, ``SEQ_COLUMNS``), from one UDF.
+    """``sessions`` (with the features and ``action_tokens``) plus both models' columns (``AE_COLUMNS``,
+    ``SEQ_COLUMNS``), from one UDF.
 
     ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent: the autoencoder notebook's score;
     ae_surprise its tail calibration; ae_reasons the features that drove the error.
@@ -157,18 +153,19 @@ def score_models(
     session is not missed (and ranks in risk_score). seq_reasons: the steps that drove the
     riskiest window, with their positions in the session.
     """
-    udf = models_udf(ae_model, seq_model, threads, counter)
-    return with_model_columns(sessions, udf, model_inputs(ae_model is not None, seq_model is not None))
+    return with_model_columns(sessions, models_udf(ae_model, seq_model, threads, counter))
 
 
-def with_model_columns(sessions: DataFrame, udf, inputs: tuple[Column, Column] | None = None) -> DataFrame:
-    """``sessions`` plus the columns of a UDF returning (part of) ``MODELS_RESULT`` from
-    ``model_inputs``, the autoencoder's flat reason columns (when present) nested into ``ae_reasons``."""
-    scored = sessions.withColumn("_m", udf(*(inputs or model_inputs()))).select("*", "_m.*").drop("_m")
-    flat = reason_columns("ae_reason", TOP_REASONS)
-    if flat[0] not in scored.columns:
-        return scored
-    return scored.withColumn("ae_reasons", nested_reasons("ae_reason", TOP_REASONS)).drop(*flat)
+def with_model_columns(sessions: DataFrame, udf) -> DataFrame:
+    """``sessions`` plus the columns of a UDF returning ``MODELS_RESULT`` from ``model_inputs()``,
+    the autoencoder's flat reason columns nested into ``ae_reasons``."""
+    return (
+        sessions.withColumn("_m", udf(*model_inputs()))
+        .select("*", "_m.*")
+        .drop("_m")
+        .withColumn("ae_reasons", nested_reasons("ae_reason", TOP_REASONS))
+        .drop(*reason_columns("ae_reason", TOP_REASONS))
+    )
 
 
 def nested_reasons(prefix: str, top: int) -> Column:
