@@ -5,9 +5,6 @@ command's one call (evaluate the window, write the JSON, print)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -16,7 +13,7 @@ from pyspark.sql import SparkSession
 from raksha.config import Config
 from raksha.evaluation.metrics import BASELINE, MODEL_SCORES
 from raksha.evaluation.window import evaluate
-from raksha.platform.storage import Storage, local_path
+from raksha.platform.storage import Storage
 
 
 def print_queue_precision(by_kind: pd.DataFrame, summary: dict[str, float], start: dt.date, end: dt.date) -> None:
@@ -36,21 +33,8 @@ def default_report_path(cfg: Config, start: dt.date, end: dt.date, truth: str) -
 
 
 def write_report(spark: SparkSession, report: dict[str, Any], path: str) -> str:
-    """The report as indented JSON at ``path`` (a local file replaced atomically, or through Hadoop's FileSystem)."""
-    payload = (json.dumps(report, indent=2, sort_keys=False) + "\n").encode()
-    local = local_path(path)
-    if local is not None:
-        target = Path(local).resolve()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(payload)
-        tmp.replace(target)  # a reader sees the old report or the new one
-        return str(target)
-    storage = Storage(spark)
-    storage.delete(path)
-    if not storage.create_exclusive(path, payload):
-        raise OSError(f"could not write the report to {path}")
-    return path
+    """The report as indented JSON at ``path`` (local or any Hadoop filesystem)."""
+    return Storage(spark).write_json(path, report)
 
 
 def _fmt(value: float | None, width: int = 8) -> str:

@@ -60,6 +60,7 @@ from raksha.feedback.export_rules import (
 )
 from raksha.ingest import inputs
 from raksha.platform import locks, runs, tables
+from raksha.platform.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -215,10 +216,9 @@ def export_retraining(
     window = list(inputs.days(start, end))
     with locks.hold(spark, cfg, [locks.date_key(t, d) for t in EXPORT_TABLES for d in window], run_id):
         result = _export(spark, cfg, ExportResult(run_id, start, end), now, key, audit_rate)
-    from raksha.evaluation.report import write_report
-
+    storage = Storage(spark)
     for table, manifest in result.manifests.items():
-        result.manifest_paths[table] = write_report(spark, manifest, manifest_path(cfg, table, start, end))
+        result.manifest_paths[table] = storage.write_json(manifest_path(cfg, table, start, end), manifest)
     return result
 
 

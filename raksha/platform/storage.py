@@ -4,7 +4,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
@@ -86,6 +89,24 @@ class Storage:
 
     def delete(self, path: str) -> None:
         self._fs(path).delete(self._path(path), True)
+
+    def write_json(self, path: str, document: Any) -> str:
+        """``path`` now holds ``document`` as indented JSON (a report, a manifest): a local file is swapped
+        in atomically, so a reader sees the old file or the new one; elsewhere the old file is deleted
+        first. Returns the path written."""
+        data = (json.dumps(document, indent=2) + "\n").encode()
+        local = local_path(path)
+        if local is not None:
+            target = Path(local).resolve()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+            tmp.write_bytes(data)
+            tmp.replace(target)
+            return str(target)
+        self.delete(path)
+        if not self.create_exclusive(path, data):
+            raise OSError(f"could not write {path}")
+        return path
 
     def list_files(self, path: str) -> list[str]:
         """Data files directly under ``path`` (Spark's _SUCCESS and hidden files excluded)."""
