@@ -52,7 +52,11 @@ def test_audit_sample_is_the_same_on_a_rerun_and_about_the_rate(spark):
 
 
 def test_default_policy_is_the_notebooks(spark, cfg):
-    df = spark.createDataFrame([(0.85, 0), (0.79, 1), (0.1, 0), (0.81, 1)], "seq_risk double, ae_is_anomaly int")
+    """The notebooks: BLOCK when the LSTM's risk is above 0.8, else REVIEW when the autoencoder flags,
+    else ALLOW. seq_is_block is what the scorer writes for the notebook's 0.8 (test_artifacts checks
+    the scorer against the version's block_threshold); the default rules read it and ae_is_anomaly."""
+    rows = [(risk, int(risk > 0.8), anomaly) for risk, anomaly in [(0.85, 0), (0.79, 1), (0.1, 0), (0.81, 1)]]
+    df = spark.createDataFrame(rows, "seq_risk double, seq_is_block int, ae_is_anomaly int")
     assert [r[0] for r in df.select(decision(cfg)).collect()] == ["BLOCK", "REVIEW", "ALLOW", "BLOCK"]
 
 
