@@ -31,7 +31,7 @@ demo: setup ## generate one day of sample data, score it with the shipped models
 	$(BIN)/raksha score --date $(DAY) $(DEMO_SETS)
 
 test: setup ## run the test suite
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q --durations=25 tests
 
 bench: setup ## time the nightly job against its floor, the Spark-docs recipe and the notebooks (BENCH_ARGS=...)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
