@@ -7,8 +7,13 @@ setup(
     version="0.1.0",
     description="Nightly Spark job scoring mobile-banking sessions with a behavioural autoencoder and an LSTM",
     python_requires=">=3.11,<3.12",
-    packages=find_packages(include=["raksha", "raksha.*"]),
-    package_data={"raksha.platform": ["sql/*.sql"]},  # the Hive metastore schema for PostgreSQL (raksha.platform.metastore)
+    packages=[*find_packages(include=["raksha", "raksha.*"]), "raksha.conf"],
+    # conf/ is installed as raksha.conf: a job shipped to a cluster reads its base.yaml from the package
+    package_dir={"raksha.conf": "conf"},
+    package_data={
+        "raksha.platform": ["sql/*.sql"],  # the Hive metastore schema for PostgreSQL (raksha.platform.metastore)
+        "raksha.conf": ["*.yaml"],
+    },
     install_requires=[
         "pyspark==4.2.0",
         "delta-spark==4.4.0",  # Delta 4.4.0: the newest Delta whose Spark 4.2 jars are served (4.4.1 is not),

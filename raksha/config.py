@@ -12,6 +12,7 @@ import copy
 import hashlib
 import json
 import os
+from importlib import resources
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +22,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-CONF_DIR = Path(os.environ.get("RAKSHA_CONF_DIR", REPO_ROOT / "conf"))
+# conf/ is installed as the package raksha.conf (setup.py): found the same in a checkout, an installed
+# wheel and the environment `raksha submit` ships to a cluster
+CONF_DIR = Path(os.environ.get("RAKSHA_CONF_DIR") or str(resources.files("raksha.conf")))
 OPEN_SECTIONS = ("spark.conf",)  # keys below these are not checked against base.yaml
 
 
