@@ -9,7 +9,7 @@ DEMO_SETS := --set paths.sessions=$(DEMO)/raw/sessions --set paths.actions=$(DEM
 	--set paths.metastore=$(DEMO)/metastore
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint format bench models clean
+.PHONY: help setup demo test cluster-test lint format bench models clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ demo: setup ## generate one day of sample data, score it with the shipped models
 
 test: setup ## run the test suite
 	$(BIN)/python -m pytest -q --durations=25 tests
+
+cluster-test: setup ## only the cluster test: a standalone master and two workers on 127.0.0.1, raksha submit, output equal to local mode
+	$(BIN)/python -m pytest -q -m cluster tests
 
 bench: setup ## time the nightly job against its floor, the Spark-docs recipe and the notebooks (BENCH_ARGS=...)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)

@@ -11,7 +11,8 @@ setup(
     # conf/ is installed as raksha.conf: a job shipped to a cluster reads its base.yaml from the package
     package_dir={"raksha.conf": "conf"},
     package_data={
-        "raksha.platform": ["sql/*.sql"],  # the Hive metastore schema for PostgreSQL (raksha.platform.metastore)
+        # the Hive metastore schema for PostgreSQL (raksha.platform.metastore); the driver's log settings
+        "raksha.platform": ["sql/*.sql", "log4j2.properties"],
         "raksha.conf": ["*.yaml"],
     },
     install_requires=[
@@ -29,6 +30,7 @@ setup(
         "joblib==1.6.0",
         "pyyaml==6.0.3",
         "pydantic==2.14.3",  # the configuration typed and checked at start (raksha.config)
+        "packaging==26.4",  # raksha submit: reads the installed requirements it packs (raksha.platform.ship)
     ],
     extras_require={
         "dev": [

@@ -124,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sql", parents=[common], help="run one SQL statement against the catalog")
     p.add_argument("statement")
 
+    sub.add_parser(
+        "submit",
+        add_help=False,
+        help="run a command on a Spark cluster: raksha submit --master URL [spark-submit options] -- COMMAND ...",
+    )
     p = sub.add_parser("config", parents=[common], help="print the effective configuration (base, overlays, --set)")
     p.add_argument("action", choices=["show"])
     return parser
@@ -140,6 +145,11 @@ def setup_logging(verbose: bool) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["submit"]:  # its own options, spark-submit's, then the command after --
+        from raksha.platform import submit
+
+        return submit.main(argv[1:])
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     try:
