@@ -292,8 +292,15 @@ def cmd_evaluate(cfg: Config, args: argparse.Namespace) -> int:
 
 def cmd_promote(cfg: Config, args: argparse.Namespace) -> int:
     from raksha.models.artifacts import promote
+    from raksha.platform.uris import local_path
 
-    promote(cfg.path("models"), args.model, args.version)
+    models = cfg.path("models")
+    if local_path(models) is None:  # hdfs:, s3a:, ...: through Spark's Hadoop FileSystem
+        from raksha.platform.storage import Storage
+
+        with_spark(cfg, "raksha-promote", lambda spark: promote(models, args.model, args.version, Storage(spark)))
+    else:
+        promote(models, args.model, args.version)
     print(f"promoted {args.model}/{args.version}")
     return 0
 

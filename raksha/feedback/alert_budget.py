@@ -61,6 +61,7 @@ from raksha.ingest import inputs
 from raksha.models import artifacts
 from raksha.models.artifacts import ModelVersion
 from raksha.platform import tables
+from raksha.platform.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -115,7 +116,8 @@ def measure(
 def source_version(scored: DataFrame, cfg: Config) -> ModelVersion:
     """The one autoencoder version that scored the window (ae_error of two versions cannot share a threshold)."""
     versions = sorted(r[0] for r in scored.select("ae_model_version").distinct().collect())
-    return artifacts.load_version(cfg.path("models"), contract.AE_MODEL, one_version(versions))
+    store = Storage(scored.sparkSession)
+    return artifacts.load_version(cfg.path("models"), contract.AE_MODEL, one_version(versions), store)
 
 
 def _top(cases: DataFrame, score: str, slots: int) -> list[float]:
@@ -178,7 +180,7 @@ def calibrate(
 
     counts = {"days": days, "sessions": sessions, "user_days": user_day_count, "blocked": blocked, "slots": slots}
     report = calibration_report(start, end, capacity, counts, truth, source.version, seq_versions, measured)
-    version = write_calibrated(cfg, source, report, promote)
+    version = write_calibrated(cfg, source, report, promote, Storage(spark))
     report["version"] = version.version
     report["promoted"] = promote
     log.info("calibrated %s/%s from %s", version.name, version.version, source.version)

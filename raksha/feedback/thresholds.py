@@ -181,7 +181,14 @@ def calibrated_fields(source: ModelVersion, report: Mapping[str, Any]) -> dict[s
     }
 
 
-def write_calibrated(cfg: Config, source: ModelVersion, report: Mapping[str, Any], promote: bool) -> ModelVersion:
+def write_calibrated(
+    cfg: Config,
+    source: ModelVersion,
+    report: Mapping[str, Any],
+    promote: bool,
+    store: artifacts.ModelFiles | None = None,
+) -> ModelVersion:
     """The source's files under a new version with the calibrated threshold, cut and history."""
     fields = calibrated_fields(source, report)
-    return artifacts.write_version(cfg.path("models"), contract.AE_MODEL, source.files, fields, promote_it=promote)
+    models = cfg.path("models")
+    return artifacts.write_version(models, contract.AE_MODEL, source.files, fields, promote_it=promote, store=store)

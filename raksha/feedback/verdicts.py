@@ -33,7 +33,8 @@ from raksha.config import Config
 from raksha.feedback.verdict_file import VerdictFileError, check_rows, parse_file, rejections
 from raksha.feedback.verdict_merge import WINS, LabelReport, settle
 from raksha.platform import locks, runs, tables
-from raksha.platform.storage import Storage, local_path
+from raksha.platform.storage import Storage
+from raksha.platform.uris import local_path
 
 log = logging.getLogger(__name__)
 

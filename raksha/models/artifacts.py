@@ -6,7 +6,10 @@ training window and counts, metrics, and the sha256 of every file). ``{name}/CUR
 names the promoted version.
 
 Loading reads every file into memory and checks its sha256 against the manifest *before*
-anything is deserialized, so what is later deserialized is exactly the verified bytes.
+anything is deserialized, so what is later deserialized is exactly the verified bytes. The driver
+does the reading, by URI (``file:``, ``hdfs:``, ``s3a:`` through Hadoop's FileSystem API: pass a
+``raksha.platform.storage.Storage``; local paths need nothing), and broadcasts the bytes: executors
+never open a model path.
 The promoted formats need no pickle: Keras 3 ``.keras`` files (loaded in safe mode) and the
 scaler's means and scales as JSON.
 """
@@ -22,9 +25,10 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from raksha import contract
+from raksha.platform.uris import join, local_path
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,40 @@ CURRENT = "CURRENT"
 
 class ArtifactError(RuntimeError):
     """A model version that is missing, tampered with, or built for another contract."""
+
+
+class ModelFiles(Protocol):
+    """Where model versions live: ``Storage`` (any Hadoop filesystem) or ``LocalFiles``."""
+
+    def exists(self, path: str) -> bool: ...
+
+    def read_bytes(self, path: str) -> bytes: ...
+
+    def write_bytes(self, path: str, data: bytes) -> str: ...
+
+
+class LocalFiles:
+    """Local paths and ``file:`` URIs, without Spark (import-legacy, promote, tests)."""
+
+    def _os_path(self, path: str) -> Path:
+        local = local_path(path)
+        if local is None:
+            raise ArtifactError(f"{path}: models on a cluster filesystem are read through Spark (not a local path)")
+        return Path(local)
+
+    def exists(self, path: str) -> bool:
+        return self._os_path(path).exists()
+
+    def read_bytes(self, path: str) -> bytes:
+        return self._os_path(path).read_bytes()
+
+    def write_bytes(self, path: str, data: bytes) -> str:
+        target = self._os_path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)  # a reader sees the old file or the new one
+        return str(target)
 
 
 @dataclass(frozen=True)
@@ -100,13 +138,16 @@ def write_version(
     files: Mapping[str, bytes],
     manifest_fields: Mapping[str, Any],
     promote_it: bool = False,
+    store: ModelFiles | None = None,
 ) -> ModelVersion:
     """Write a new version of ``name`` (files, then the manifest last) and optionally promote it."""
+    store = store or LocalFiles()
     version = new_version_id()
-    folder = Path(models_root) / name / version
-    folder.mkdir(parents=True, exist_ok=False)
+    folder = join(str(models_root), name, version)
+    if store.exists(folder):
+        raise ArtifactError(f"model {name}/{version}: {folder} exists already")
     for filename, data in files.items():
-        (folder / filename).write_bytes(data)
+        store.write_bytes(join(folder, filename), data)
     manifest = {
         "name": name,
         "version": version,
@@ -116,39 +157,41 @@ def write_version(
         **dict(manifest_fields),
         "files": {filename: sha256_bytes(data) for filename, data in files.items()},
     }
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    store.write_bytes(join(folder, MANIFEST), (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     log.info("wrote model version %s/%s", name, version)
     if promote_it:
-        promote(models_root, name, version)
+        promote(models_root, name, version, store)
     return ModelVersion(name, version, manifest, dict(files))
 
 
-def promote(models_root: str | Path, name: str, version: str) -> None:
+def promote(models_root: str | Path, name: str, version: str, store: ModelFiles | None = None) -> None:
     """Point ``{name}/CURRENT`` at ``version`` (atomic replace); the version must load cleanly."""
-    load_version(models_root, name, version)
-    pointer = Path(models_root) / name / CURRENT
-    tmp = pointer.with_suffix(".tmp")
-    tmp.write_text(version + "\n")
-    os.replace(tmp, pointer)
+    store = store or LocalFiles()
+    load_version(models_root, name, version, store)
+    store.write_bytes(join(str(models_root), name, CURRENT), (version + "\n").encode())
     log.info("promoted %s/%s", name, version)
 
 
-def current_version(models_root: str | Path, name: str) -> str:
-    pointer = Path(models_root) / name / CURRENT
-    if not pointer.is_file():
+def current_version(models_root: str | Path, name: str, store: ModelFiles | None = None) -> str:
+    store = store or LocalFiles()
+    pointer = join(str(models_root), name, CURRENT)
+    if not store.exists(pointer):
         raise ArtifactError(f"no promoted version of '{name}': {pointer} is missing")
-    return pointer.read_text().strip()
+    return store.read_bytes(pointer).decode().strip()
 
 
-def load_version(models_root: str | Path, name: str, version: str | None = None) -> ModelVersion:
+def load_version(
+    models_root: str | Path, name: str, version: str | None = None, store: ModelFiles | None = None
+) -> ModelVersion:
     """Read and verify a version (the promoted one by default). Nothing is deserialized here."""
-    version = version or current_version(models_root, name)
-    folder = Path(models_root) / name / version
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
+    store = store or LocalFiles()
+    version = version or current_version(models_root, name, store)
+    folder = join(str(models_root), name, version)
+    manifest_path = join(folder, MANIFEST)
+    if not store.exists(manifest_path):
         raise ArtifactError(f"model {name}/{version}: {manifest_path} is missing")
     try:
-        manifest = json.loads(manifest_path.read_text())
+        manifest = json.loads(store.read_bytes(manifest_path))
     except json.JSONDecodeError as exc:
         raise ArtifactError(f"model {name}/{version}: {manifest_path} is not valid JSON: {exc}") from None
     if manifest.get("name") != name or manifest.get("version") != version:
@@ -158,12 +201,12 @@ def load_version(models_root: str | Path, name: str, version: str | None = None)
         raise ArtifactError(f"model {name}/{version}: manifest lists no files")
     files: dict[str, bytes] = {}
     for filename, expected in sorted(listed.items()):
-        path = folder / filename
         if Path(filename).name != filename:
             raise ArtifactError(f"model {name}/{version}: file name '{filename}' is not a plain name")
-        if not path.is_file():
+        path = join(folder, filename)
+        if not store.exists(path):
             raise ArtifactError(f"model {name}/{version}: file {path} is missing")
-        data = path.read_bytes()
+        data = store.read_bytes(path)
         actual = sha256_bytes(data)
         if actual != expected:
             raise ArtifactError(

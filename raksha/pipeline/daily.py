@@ -27,6 +27,7 @@ from raksha.features.sequences import session_sequences
 from raksha.ingest import inputs, quality
 from raksha.models import artifacts, runtimes
 from raksha.platform import failpoints, locks, runs, tables
+from raksha.platform.storage import Storage
 from raksha.scoring import challenger, model_cache
 from raksha.scoring.udfs import BroadcastModel, score_models
 
@@ -88,9 +89,11 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
     failpoints.propagate(spark)
     validate_policy(spark, cfg)
     runtimes.configured(cfg)
-    ae_version = artifacts.load_version(cfg.path("models"), contract.AE_MODEL)
-    seq_version = artifacts.load_version(cfg.path("models"), contract.SEQ_MODEL)
-    rival = challenger.load(cfg)
+    # read on the driver, by URI (any Hadoop filesystem), verified, then broadcast
+    store = Storage(spark)
+    ae_version = artifacts.load_version(cfg.path("models"), contract.AE_MODEL, store=store)
+    seq_version = artifacts.load_version(cfg.path("models"), contract.SEQ_MODEL, store=store)
+    rival = challenger.load(cfg, store)
     base = {
         "started_at": started,
         "ae_model_version": ae_version.version,

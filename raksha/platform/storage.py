@@ -8,17 +8,10 @@ import json
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from pyspark.sql import SparkSession
 
-
-def local_path(path: str) -> str | None:
-    """The OS path of a local path or ``file:`` URI; None for any other filesystem."""
-    parsed = urlparse(path)
-    if parsed.scheme in ("", "file"):
-        return parsed.path if parsed.scheme else path
-    return None
+from raksha.platform.uris import local_path
 
 
 class Storage:
@@ -91,10 +84,12 @@ class Storage:
         self._fs(path).delete(self._path(path), True)
 
     def write_json(self, path: str, document: Any) -> str:
-        """``path`` now holds ``document`` as indented JSON (a report, a manifest): a local file is swapped
-        in atomically, so a reader sees the old file or the new one; elsewhere the old file is deleted
-        first. Returns the path written."""
-        data = (json.dumps(document, indent=2) + "\n").encode()
+        """``path`` now holds ``document`` as indented JSON (a report, a manifest); see ``write_bytes``."""
+        return self.write_bytes(path, (json.dumps(document, indent=2) + "\n").encode())
+
+    def write_bytes(self, path: str, data: bytes) -> str:
+        """``path`` now holds ``data``: a local file is swapped in atomically, so a reader sees the old
+        file or the new one; elsewhere the old file is deleted first. Returns the path written."""
         local = local_path(path)
         if local is not None:
             target = Path(local).resolve()

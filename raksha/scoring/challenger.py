@@ -65,13 +65,13 @@ class Challenger:
         return {f"{PREFIX}{v.name}/{v.version}/{f}": s for v in versions for f, s in v.checksums.items()}
 
 
-def load(cfg: Config) -> Challenger:
+def load(cfg: Config, store: artifacts.ModelFiles | None = None) -> Challenger:
     """Read and verify the configured challenger versions (checksums checked, nothing deserialized)."""
     wanted = cfg.get("models.challenger", None) or {}  # keys checked by the config loader
     versions = {}
     for name in (contract.AE_MODEL, contract.SEQ_MODEL):
         version = wanted.get(name)
-        versions[name] = artifacts.load_version(cfg.path("models"), name, str(version)) if version else None
+        versions[name] = artifacts.load_version(cfg.path("models"), name, str(version), store) if version else None
     return Challenger(versions[contract.AE_MODEL], versions[contract.SEQ_MODEL])
 
 

@@ -10,6 +10,7 @@ from pyspark.sql import SparkSession
 
 from raksha.config import Config
 from raksha.models.artifacts import ModelVersion
+from raksha.platform.storage import Storage
 from raksha.training import fit
 from raksha.training.window import (
     autoencoder_frame,
@@ -36,7 +37,8 @@ def train_autoencoder(
         frame = autoencoder_frame(spark, cfg, start, end)
     params = fit.params_from_config(fit.AutoencoderParams, cfg.get("training.autoencoder"), cfg.get("training.seed"))
     trained = fit.fit_autoencoder(frame, params)
-    return fit.save_trained(trained, cfg.path("models"), _window_info(start, end, len(frame), **extra), promote)
+    info = _window_info(start, end, len(frame), **extra)
+    return fit.save_trained(trained, cfg.path("models"), info, promote, Storage(spark))
 
 
 def train_sequence(
@@ -62,4 +64,4 @@ def train_sequence(
     labels = frame["label"].to_numpy(dtype=np.int32)
     trained = fit.fit_sequence_model(tokens, labels, params, sample_weight=weights)
     info = _window_info(start, end, len(frame), positives=int(labels.sum()), **extra)
-    return fit.save_trained(trained, cfg.path("models"), info, promote)
+    return fit.save_trained(trained, cfg.path("models"), info, promote, Storage(spark))

@@ -224,8 +224,12 @@ def fit_sequence_model(
 
 
 def save_trained(
-    trained: TrainedModel, models_root: str | Path, training_info: Mapping[str, Any], promote: bool
+    trained: TrainedModel,
+    models_root: str | Path,
+    training_info: Mapping[str, Any],
+    promote: bool,
+    store: artifacts.ModelFiles | None = None,
 ) -> ModelVersion:
     """Write ``trained`` as a new version (optionally promoted) with its training window."""
     fields = {**trained.manifest_fields, "training": dict(training_info), "source": "trained"}
-    return artifacts.write_version(models_root, trained.name, trained.files, fields, promote_it=promote)
+    return artifacts.write_version(models_root, trained.name, trained.files, fields, promote_it=promote, store=store)
