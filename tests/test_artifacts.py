@@ -148,3 +148,24 @@ def test_the_sequence_scorer_blocks_at_its_version_s_threshold(tmp_path):
     assert (at_08["seq_is_block"] == (at_08["seq_risk"] > 0.8)).all()
     assert (at_03["seq_is_block"] == (at_03["seq_risk"] > 0.3)).all()
     assert at_03["seq_is_block"].sum() > at_08["seq_is_block"].sum()
+
+
+def test_models_are_reached_by_uri_through_the_hadoop_filesystem(spark, tmp_path):
+    """A ``file:`` URI root, written, promoted and read through Storage (Hadoop's FileSystem API, what
+    the job uses for hdfs: and s3a: too); joins keep a URI's scheme and authority (pathlib made
+    ``hdfs://nn/models`` into ``hdfs:/nn/models``), and without Spark a cluster URI is refused by name."""
+    from raksha.platform.storage import Storage
+    from raksha.platform.uris import join
+
+    root = f"file://{tmp_path}/models"
+    store = Storage(spark)
+    version = artifacts.write_version(root, contract.SEQ_MODEL, {"model.keras": b"w"}, {}, promote_it=True, store=store)
+    assert (tmp_path / "models" / contract.SEQ_MODEL / "CURRENT").read_text().strip() == version.version
+    loaded = artifacts.load_version(root, contract.SEQ_MODEL, store=store)
+    assert loaded.version == version.version and loaded.files == {"model.keras": b"w"}
+
+    assert (
+        join("hdfs://nn:8020/raksha/models/", "sequence_lstm", "v1") == "hdfs://nn:8020/raksha/models/sequence_lstm/v1"
+    )
+    with pytest.raises(artifacts.ArtifactError, match=r"hdfs://nn:8020/raksha/models/sequence_lstm/CURRENT: models on"):
+        artifacts.load_version("hdfs://nn:8020/raksha/models", contract.SEQ_MODEL)
