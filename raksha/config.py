@@ -12,9 +12,9 @@ import copy
 import hashlib
 import json
 import os
-from importlib import resources
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
