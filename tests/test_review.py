@@ -40,6 +40,70 @@ def test_queue_groups_a_users_sessions_into_one_case_and_respects_capacity(spark
     assert review.overflow_cases(_scored(spark, rows), 10) == 32 - 10
 
 
+def _expected_cases(rows, capacity):
+    """The queue's cases as the contract ranks them, in plain Python: (case_rank, key, sessions, case risk)."""
+    risk: dict[str, float] = {}
+    sessions: dict[str, int] = {}
+    for sid, uid, dec, score in rows:
+        if dec in contract.FLAGGED_DECISIONS:
+            key = uid if uid is not None else f"session:{sid}"
+            risk[key] = max(risk.get(key, score), score)
+            sessions[key] = sessions.get(key, 0) + 1
+    ranked = sorted(risk, key=lambda k: (-risk[k], k))[:capacity]
+    return [(rank, key, sessions[key], risk[key]) for rank, key in enumerate(ranked, start=1)]
+
+
+def test_ties_and_the_capacity_cut_hold_on_a_multi_partition_input(spark):
+    # 192 cases (128 users, 64 user-less sessions) over 8 risk levels: ties of 20 and more, across partitions
+    rows = []
+    for c in range(160):
+        uid = None if c % 5 == 0 else f"u{(c * 37) % 1000:03d}"
+        for k in range(1 + c % 3):
+            rows.append((f"s{c:03d}-{k}", uid, "BLOCK" if k else "REVIEW", float(c % 4 * 10 + (k == 1))))
+    rows += [(f"a{i}", f"u{i:03d}", "ALLOW", 99.0) for i in range(50)]
+    scored = _scored(spark, rows).repartition(5)
+    assert scored.rdd.getNumPartitions() == 5
+    everything = _expected_cases(rows, 1000)
+    assert len(everything) == 192 and everything[56][3] == everything[57][3]  # capacity 57 cuts a tie
+    for capacity in (0, 57):
+        queue = review.review_queue(scored, DAY, capacity, audit_rate=0.0, run_id="r").toPandas()
+        queue["key"] = [
+            u if u is not None else f"session:{s}" for u, s in zip(queue["user_id"], queue["session_id"], strict=True)
+        ]
+        risk = queue.groupby("case_rank")["risk_score"].max()
+        got = sorted({(int(r.case_rank), r.key, int(r.case_sessions), risk[r.case_rank]) for r in queue.itertuples()})
+        assert got == _expected_cases(rows, capacity), capacity
+        assert (queue["case_id"] == [f"{DAY.isoformat()}-{r:05d}" for r in queue["case_rank"]]).all()
+        for _, case in queue.groupby("case_rank"):
+            order = case.sort_values(["risk_score", "session_id"], ascending=[False, True])["rank_in_case"]
+            assert list(order) == list(range(1, len(case) + 1))
+    assert review.overflow_cases(scored, 57) == 192 - 57
+
+
+def _physical_nodes(df):
+    """Every node of ``df``'s physical plan (into adaptive plans too), as JVM objects."""
+    found, todo = [], [df._jdf.queryExecution().executedPlan()]
+    while todo:
+        node = todo.pop()
+        found.append(node)
+        if node.nodeName() == "AdaptiveSparkPlan":
+            todo.append(node.executedPlan())
+        children = node.children()
+        todo.extend(children.apply(i) for i in range(children.size()))
+    return found
+
+
+@pytest.mark.parametrize("capacity", [10, 1500])  # 1500: above spark.sql.optimizer.windowGroupLimitThreshold
+def test_ranking_is_a_distributed_top_k_not_a_single_partition_window(spark, capacity):
+    rows = [(f"s{i}", f"u{i}", "REVIEW", float(i % 7)) for i in range(20)]
+    nodes = _physical_nodes(review.review_queue(_scored(spark, rows), DAY, capacity, 0.01, "r"))
+    top_k = [n for n in nodes if n.nodeName() == "TakeOrderedAndProject"]
+    assert [n.limit() for n in top_k] == [capacity]
+    windows = [n for n in nodes if n.nodeName() == "Window"]
+    assert windows, "rank_in_case is a window per case"
+    assert all(not w.partitionSpec().isEmpty() for w in windows), "a window without partitionBy: one partition"
+
+
 def test_audit_sample_is_the_same_on_a_rerun_and_about_the_rate(spark):
     rows = [(f"s{i}", f"u{i}", "ALLOW", 1.0) for i in range(5000)]
     scored = _scored(spark, rows)

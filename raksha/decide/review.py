@@ -6,6 +6,10 @@ depends on the run), and capped at ``review.capacity`` cases; what does not fit 
 overflow in run_log and stays in scored_sessions. Then ``review.audit_rate`` of the ALLOW
 sessions are added with ``audit = true``: an unbiased sample for measuring what the models
 miss, chosen by a hash of the date and session_id, so a rerun picks the same sessions.
+
+The ranking is a distributed top-K: an ordered limit (TakeOrderedAndProject: each partition keeps
+its best ``capacity`` cases, then capacity x partitions rows are merged), and only those rows are
+numbered. A window without partitionBy would move every case of the day to one partition.
 """
 
 from __future__ import annotations
@@ -31,13 +35,37 @@ def case_key() -> Column:
     return F.coalesce(F.col("user_id"), F.concat(F.lit("session:"), F.col("session_id")))
 
 
+def top_cases(cases: DataFrame, capacity: int) -> DataFrame:
+    """The first ``capacity`` of ``cases`` (case_key, case_risk, case_sessions) by case_risk descending,
+    ties by case_key, as (case_key, case_sessions, case_rank 1..capacity).
+
+    The ordered limit is the top-K; its at most ``capacity`` rows are then gathered into one array,
+    sorted in the same order and numbered by position (no window: Spark would plan one without
+    partitionBy as a single partition, and log that it does, whatever the size of its input).
+    """
+    top = cases.orderBy(F.col("case_risk").desc(), F.col("case_key").asc()).limit(max(capacity, 0))
+    # ascending order of this struct == case_risk DESC NULLS LAST (NaN highest, as Spark sorts), case_key ASC
+    order = F.struct(
+        F.col("case_risk").isNull().alias("no_risk"),
+        (~F.isnan("case_risk")).alias("not_nan"),
+        (-F.col("case_risk")).alias("minus_risk"),
+        F.col("case_key").alias("case_key"),
+        F.col("case_sessions").alias("case_sessions"),
+    )
+    numbered = top.agg(F.array_sort(F.collect_list(order)).alias("cases")).select(F.posexplode("cases"))
+    return numbered.select(
+        F.col("col.case_key").alias("case_key"),
+        F.col("col.case_sessions").alias("case_sessions"),
+        (F.col("pos") + 1).cast("int").alias("case_rank"),
+    )
+
+
 def review_queue(scored: DataFrame, day: dt.date, capacity: int, audit_rate: float, run_id: str) -> DataFrame:
     flagged = scored.filter(F.col("decision").isin(*FLAGGED)).withColumn("case_key", case_key())
     cases = flagged.groupBy("case_key").agg(
         F.max("risk_score").alias("case_risk"), F.count("*").cast("int").alias("case_sessions")
     )
-    ranking = Window.orderBy(F.col("case_risk").desc(), F.col("case_key").asc())
-    top = cases.withColumn("case_rank", F.row_number().over(ranking).cast("int")).filter(F.col("case_rank") <= capacity)
+    top = top_cases(cases, capacity)
     within = Window.partitionBy("case_key").orderBy(F.col("risk_score").desc(), F.col("session_id").asc())
     queued = (
         flagged.join(top, on="case_key", how="inner")
