@@ -37,7 +37,7 @@ def score_models_stand_in(variant: str, models_root: str) -> Callable[..., Any] 
     else:
         return None
 
-    def score_models(df, ae_model, seq_model, threads, counter):
+    def score_models(df, ae_model, seq_model, threads, counter, *_max_windows):
         return sequences(behavior(df, ae_model, threads, counter), seq_model, threads, counter)
 
     return score_models

@@ -109,6 +109,7 @@ class _Catalog(_Section):
 class _Scoring(_Section):
     threads_per_worker: Positive
     runtime: Literal["onnx", "keras"]
+    max_windows_per_session: Positive
 
 
 class _Decision(_Section):

@@ -3,7 +3,8 @@
 ``session_sequences`` is a pure DataFrame transform (action log -> one row per session with
 its ordered action tokens). ``pad_tokens`` is the notebook's ``pad_sequences(maxlen=10,
 padding='post')`` in numpy: more than 10 actions keep the last 10 (truncating='pre', the
-default), fewer are padded with 0 at the end.
+default), fewer are padded with 0 at the end. ``MAX_WINDOWS_PER_SESSION`` is how many of a
+session's windows (one per action) the job scores by default.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from raksha import contract
+
+# The default of ``scoring.max_windows_per_session`` (conf/base.yaml says why 1000; a test checks they agree):
+# a session with more actions has only its last this many windows scored (``raksha.scoring.scorers``)
+# and is flagged SEQUENCE_WINDOWS_CAPPED (``raksha.ingest.quality``).
+MAX_WINDOWS_PER_SESSION = 1000
 
 
 def _vocabulary_map() -> Column:

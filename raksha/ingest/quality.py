@@ -25,6 +25,7 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 
 from raksha import contract
+from raksha.features.sequences import MAX_WINDOWS_PER_SESSION
 
 REASONS_COLUMN = "quarantine_reasons"
 
@@ -68,12 +69,22 @@ def split_valid(flagged: DataFrame) -> tuple[DataFrame, DataFrame]:
     return flagged.filter(ok).drop(REASONS_COLUMN), flagged.filter(~ok)
 
 
-def session_dq_flags() -> Column:
-    """Flags on a scored session that do not stop it from being scored."""
+def session_dq_flags(max_windows_per_session: int = MAX_WINDOWS_PER_SESSION) -> Column:
+    """Flags on a scored session that do not stop it from being scored.
+
+    - ``NO_ACTIONS``: no action in the action log (its sequence is one empty window);
+    - ``UNKNOWN_ACTIONS``: an action outside the notebook's vocabulary (token 0, as the notebook did);
+    - ``SEQUENCE_TRUNCATED``: more than 10 actions: seq_risk is of the last 10 (the notebook's);
+    - ``SEQUENCE_WINDOWS_CAPPED``: more actions than ``max_windows_per_session`` (the value the
+      scoring UDF was given, ``scoring.max_windows_per_session``): seq_risk_max / seq_risk_max_at
+      are of the session's last that many windows only;
+    - ``MISSING_FEATURES_FILLED``: a null feature, filled with 0 as the notebook did.
+    """
     flags = [
         F.when(F.col("action_count") == 0, F.lit("NO_ACTIONS")),
         F.when(F.col("unknown_action_count") > 0, F.lit("UNKNOWN_ACTIONS")),
         F.when(F.col("action_count") > contract.MAX_SEQ_LENGTH, F.lit("SEQUENCE_TRUNCATED")),
+        F.when(F.col("action_count") > max_windows_per_session, F.lit("SEQUENCE_WINDOWS_CAPPED")),
     ]
     nulls = [F.when(F.col(c).isNull(), F.lit(c)) for c in contract.FEATURES]
     any_null = F.size(F.filter(F.array(*nulls), lambda c: c.isNotNull())) > 0

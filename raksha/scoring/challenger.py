@@ -105,7 +105,7 @@ def score(
     # the challenger's models through the champion's UDF; an unset model's outputs are the champion's
     mine = [*(AE_FIELDS if behavior else []), *(SEQ_FIELDS if sequence else [])]
     theirs = [c for c in (*AE_FIELDS, *SEQ_FIELDS) if c not in mine]
-    udf = models_udf(ae_model, seq_model, threads, counter)
+    udf = models_udf(ae_model, seq_model, threads, counter, int(cfg.get("scoring.max_windows_per_session")))
     out = scored.withColumn("_challenger", udf(*model_inputs(behavior is not None, sequence is not None)))
     out = out.withColumns({f"{PREFIX}{c}": F.col(f"_challenger.{c}") for c in mine}).drop("_challenger")
     out = out.withColumns({f"{PREFIX}{c}": F.col(c) for c in theirs})

@@ -17,7 +17,7 @@ import pandas as pd
 
 from raksha import contract
 from raksha.features.behavior import Scaler, ae_outputs, ae_reasons, feature_matrix, model_input, reconstruction_error
-from raksha.features.sequences import pad_tokens
+from raksha.features.sequences import MAX_WINDOWS_PER_SESSION, pad_tokens
 from raksha.models import runtimes
 from raksha.models.artifacts import ModelVersion
 from raksha.scoring import calibration
@@ -30,6 +30,14 @@ TOP_REASONS = 3
 # Scored windows a worker remembers (about 100 bytes each, so at most ~100 MB); a day of a million
 # sessions holds about 240,000 distinct windows. Past the limit, new windows are scored per batch.
 MEMO_LIMIT = 1_000_000
+# What one Python worker holds while it scores a batch stays bounded, however long its sessions:
+# rows per model call (ONNX Runtime holds about 13 KB per row of the LSTM while it runs, so about
+# 130 MB), and windows built at once (about 400 bytes each in numpy while built, so about 40 MB).
+# A batch of 10,000 normal sessions holds about 55,000 windows and 8,500 distinct ones: one group,
+# one call. Past that, whole sessions go in groups (a session is never split: the cap,
+# ``scoring.max_windows_per_session``, bounds one session) and the distinct rows in several calls.
+FORWARD_ROWS = 10_000
+WINDOW_GROUP = 100_000
 
 
 def window_keys(rows: np.ndarray) -> np.ndarray:
@@ -40,24 +48,37 @@ def window_keys(rows: np.ndarray) -> np.ndarray:
     return rows.astype(np.int64) @ weights
 
 
-def session_windows(token_sequences: Sequence[Sequence[int] | None], n: int = contract.MAX_SEQ_LENGTH):
+def session_windows(
+    token_sequences: Sequence[Sequence[int] | None],
+    n: int = contract.MAX_SEQ_LENGTH,
+    max_windows_per_session: int | None = None,
+):
     """Every window the notebook could have scored, for each session, as one padded matrix.
 
     For action j (1-based) of a session the window is its last (up to) ``n`` actions up to j,
     padded with 0 at the end as ``pad_tokens`` does: the session as the notebook would have seen
-    it had it ended at j. A session without actions has one empty window. Returns
+    it had it ended at j. A session without actions has one empty window. With
+    ``max_windows_per_session``, only a session's last that many windows (its end, where the
+    notebook's seq_risk is); j keeps counting the session's actions from its first. Returns
     (padded (W, n) int32, session index (W,), window end j (W,), window offset (W,), first window
     of each session (S,), windows per session (S,)).
     """
-    seqs = [np.asarray([] if s is None else s, dtype=np.int32) for s in token_sequences]
-    lengths = np.fromiter((len(s) for s in seqs), dtype=np.int64, count=len(seqs))
+    if max_windows_per_session is not None and max_windows_per_session < 1:
+        raise ValueError(f"max_windows_per_session must be at least 1, not {max_windows_per_session}")
+    raw = [[] if s is None else s for s in token_sequences]
+    lengths = np.fromiter((len(s) for s in raw), dtype=np.int64, count=len(raw))
     counts = np.maximum(lengths, 1)
-    first = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    if max_windows_per_session is not None:
+        counts = np.minimum(counts, max_windows_per_session)
+    # the actions before the first kept window's first action are never read: not even copied
+    skipped = np.maximum(lengths - counts - (n - 1), 0)
+    seqs = [np.asarray(s[k:], dtype=np.int32) for s, k in zip(raw, skipped.tolist(), strict=True)]
+    first = (np.cumsum(counts) - counts).astype(np.int64)
     flat = np.concatenate(seqs) if len(seqs) else np.zeros(0, dtype=np.int32)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)  # each session in ``flat``
+    starts = np.cumsum(lengths - skipped) - (lengths - skipped) - skipped  # action 0 of each session in ``flat``
     session = np.repeat(np.arange(len(seqs)), counts)
-    end = np.arange(counts.sum()) - np.repeat(first, counts) + 1
-    end = np.minimum(end, np.repeat(lengths, counts))  # 0 for the empty window
+    end = np.arange(counts.sum()) - np.repeat(first, counts) + np.repeat(lengths - counts + 1, counts)
+    end = np.maximum(end, 0)  # 0 for the empty window
     offset = np.maximum(end - n, 0)
     width = end - offset
     steps = np.arange(n)
@@ -65,8 +86,20 @@ def session_windows(token_sequences: Sequence[Sequence[int] | None], n: int = co
     inside = steps[None, :] < width[:, None]
     padded = np.zeros((len(end), n), dtype=np.int32)
     if len(flat):
-        padded = np.where(inside, flat[np.minimum(index, len(flat) - 1)], 0).astype(np.int32)
+        padded = np.where(inside, flat[np.clip(index, 0, len(flat) - 1)], 0).astype(np.int32)
     return padded, session, np.maximum(end, 1), offset, first, counts
+
+
+def session_groups(windows: np.ndarray, limit: int) -> list[slice]:
+    """Consecutive sessions in groups of at most ``limit`` windows in all (a session with more: alone)."""
+    total = np.cumsum(windows)
+    groups, start = [], 0
+    while start < len(total):
+        before = int(total[start - 1]) if start else 0
+        stop = max(int(np.searchsorted(total, before + limit, side="right")), start + 1)
+        groups.append(slice(start, stop))
+        start = stop
+    return groups
 
 
 def _reference(version: ModelVersion) -> list[float] | None:
@@ -128,19 +161,24 @@ class SequenceScorer:
         self._memo: dict[int, float] | None = {} if self.forward.batch_independent else None
 
     def risk(self, padded: np.ndarray) -> np.ndarray:
-        """Sigmoid output (float32, as Keras returns it) for padded (n, 10) token rows."""
-        return self.forward(padded).reshape(-1)
+        """Sigmoid output (float32, as Keras returns it) for padded (n, 10) token rows, at most
+        ``FORWARD_ROWS`` rows per model call."""
+        if len(padded) <= FORWARD_ROWS:
+            return self.forward(padded).reshape(-1)
+        parts = [self.forward(padded[i : i + FORWARD_ROWS]).reshape(-1) for i in range(0, len(padded), FORWARD_ROWS)]
+        return np.concatenate(parts)
 
     def window_risk(self, padded: np.ndarray) -> np.ndarray:
         """``risk`` of each padded row, each distinct row run through the model once.
 
         Windows repeat heavily (a batch of 10,000 sessions holds about 55,000 windows and 8,500
         distinct ones; a day of a million sessions about 240,000 distinct). The distinct rows of a
-        batch run once; with a runtime whose output for a row does not depend on its batch (ONNX
-        Runtime), a row this worker has already scored is not run again either, so a result is the
-        same whichever batch or worker computes it. With Keras only the batch's own rows are used: its
-        float32 output can change in the last bits with the batch, and a retried task must give the
-        same numbers.
+        batch (of a group of its sessions, ``session_groups``) run once; with a runtime whose output
+        for a row does not depend on its batch (ONNX Runtime), a row this worker has already scored is
+        not run again either, so a result is the same whichever batch or worker computes it. With
+        Keras only the group's own rows are used: its float32 output can change in the last bits with
+        the batch, and a retried task must give the same numbers (a batch's groups and model calls
+        depend on the batch alone).
         """
         if len(padded) == 0:
             return np.zeros(0, dtype=np.float32)
@@ -160,15 +198,52 @@ class SequenceScorer:
         return known[inverse]
 
     def score_sessions(
-        self, token_sequences: Sequence[Sequence[int] | None], with_reasons: bool = True
+        self,
+        token_sequences: Sequence[Sequence[int] | None],
+        with_reasons: bool = True,
+        max_windows_per_session: int | None = MAX_WINDOWS_PER_SESSION,
     ) -> pd.DataFrame:
         """Per session: seq_risk and seq_is_block (the notebook's, last 10 actions), seq_risk_max and
-        seq_risk_max_at (the riskiest window and the action it ends on, the earliest of equals),
-        seq_surprise (of the riskiest window) and seq_reasons (its steps, placed in the session)."""
-        padded, _, end, offset, first, counts = session_windows(token_sequences)
+        seq_risk_max_at (the riskiest window and the action it ends on, counted from the session's
+        first action, the earliest of equals), seq_surprise (of the riskiest window) and seq_reasons
+        (its steps, placed in the session).
+
+        Only a session's last ``max_windows_per_session`` windows are scored (None: all), so one bot
+        session of 100,000 actions cannot take a worker's memory; its seq_risk is unchanged, and its
+        riskiest window is the riskiest of those (the job flags it SEQUENCE_WINDOWS_CAPPED). The
+        sessions go through in groups of at most ``WINDOW_GROUP`` windows (``session_groups``).
+        """
+        sequences = list(token_sequences)
+        windows = np.fromiter((1 if s is None else max(len(s), 1) for s in sequences), np.int64, len(sequences))
+        if max_windows_per_session is not None:
+            windows = np.minimum(windows, max_windows_per_session)
+        groups = session_groups(windows, WINDOW_GROUP) or [slice(0, 0)]
+        parts = [self._riskiest_windows(sequences[g], max_windows_per_session) for g in groups]
+        risk_last, risk_peak, end, padded, offset = (np.concatenate(p) for p in zip(*parts, strict=True))
+        seq_risk = risk_last.astype(np.float64)
+        seq_risk_max = risk_peak.astype(np.float64)
+        out = pd.DataFrame(
+            {
+                "seq_risk": seq_risk,
+                "seq_is_block": (seq_risk > self.block_threshold).astype("int32"),
+                "seq_risk_max": seq_risk_max,
+                "seq_risk_max_at": end.astype("int32"),
+                "seq_surprise": self.surprise(seq_risk_max),
+            }
+        )
+        if with_reasons:
+            out["seq_reasons"] = self.reasons(padded, risk_peak, offset)
+        return out
+
+    def _riskiest_windows(
+        self, token_sequences: Sequence[Sequence[int] | None], max_windows_per_session: int | None
+    ) -> tuple[np.ndarray, ...]:
+        """For each session: its last window's risk, then its riskiest window's risk, end, padded row and offset."""
+        padded, _, end, offset, first, counts = session_windows(
+            token_sequences, max_windows_per_session=max_windows_per_session
+        )
         risk32 = self.window_risk(padded)
         last = first + counts - 1
-        seq_risk = risk32[last].astype(np.float64)
         if len(first):
             # a window the model scored NaN is the session's peak (np.maximum propagates it), so the
             # session's seq_risk_max is NaN and the job quarantines it (MODEL_OUTPUT_NOT_A_NUMBER)
@@ -178,19 +253,7 @@ class SequenceScorer:
             peak = np.minimum.reduceat(candidates, first)
         else:
             peak = np.zeros(0, dtype=np.int64)
-        seq_risk_max = risk32[peak].astype(np.float64)
-        out = pd.DataFrame(
-            {
-                "seq_risk": seq_risk,
-                "seq_is_block": (seq_risk > self.block_threshold).astype("int32"),
-                "seq_risk_max": seq_risk_max,
-                "seq_risk_max_at": end[peak].astype("int32"),
-                "seq_surprise": self.surprise(seq_risk_max),
-            }
-        )
-        if with_reasons:
-            out["seq_reasons"] = self.reasons(padded[peak], risk32[peak], offset[peak])
-        return out
+        return risk32[last], risk32[peak], end[peak], padded[peak], offset[peak]
 
     def surprise(self, seq_risk: np.ndarray) -> np.ndarray:
         if self.reference is None:

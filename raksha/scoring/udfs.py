@@ -19,6 +19,7 @@ from pyspark.sql import types as T
 
 from raksha import contract
 from raksha.features.behavior import REASON_FIELDS, reason_columns
+from raksha.features.sequences import MAX_WINDOWS_PER_SESSION
 from raksha.models.artifacts import ModelVersion
 from raksha.platform import failpoints
 from raksha.scoring import model_cache
@@ -92,7 +93,13 @@ def result_type(behavior: bool, sequence: bool) -> T.StructType:
     return T.StructType([*(AE_RESULT.fields if behavior else []), *(SEQ_RESULT.fields if sequence else [])])
 
 
-def models_udf(behavior: BroadcastModel | None, sequence: BroadcastModel | None, threads: int, counter: Any):
+def models_udf(
+    behavior: BroadcastModel | None,
+    sequence: BroadcastModel | None,
+    threads: int,
+    counter: Any,
+    max_windows_per_session: int = MAX_WINDOWS_PER_SESSION,
+):
     """The one scoring UDF, for the champion pair and the challenger's (either model may be absent).
 
     It takes the features struct and the action tokens and returns ``result_type`` of the models
@@ -100,7 +107,9 @@ def models_udf(behavior: BroadcastModel | None, sequence: BroadcastModel | None,
     deserializes each model once (``model_cache``), and each batch crosses to Python once. The
     sequence model scores each session's whole action list (``SequenceScorer.score_sessions``):
     the windows are built in numpy in the worker, each distinct window of a batch is run once, and
-    no window is shuffled through Spark.
+    no window is shuffled through Spark. A session's last ``max_windows_per_session`` windows are
+    scored (``scoring.max_windows_per_session``), and a batch's windows in bounded groups, so no
+    session and no batch can take a worker's memory.
     """
     if behavior is None and sequence is None:
         raise ValueError("models_udf needs at least one model")
@@ -119,7 +128,7 @@ def models_udf(behavior: BroadcastModel | None, sequence: BroadcastModel | None,
                 parts.append(ae.score(features))
             if seq is not None:
                 model_cache.note_batch(counter, sequence.name)
-                parts.append(seq.score_sessions(sequences))
+                parts.append(seq.score_sessions(sequences, max_windows_per_session=max_windows_per_session))
             yield pd.concat([p.set_axis(features.index) for p in parts], axis=1)
 
     return F.pandas_udf(score_models, result_type(behavior is not None, sequence is not None))
@@ -140,7 +149,12 @@ def model_inputs(behavior: bool = True, sequence: bool = True) -> tuple[Column, 
 
 
 def score_models(
-    sessions: DataFrame, ae_model: BroadcastModel, seq_model: BroadcastModel, threads: int, counter: Any
+    sessions: DataFrame,
+    ae_model: BroadcastModel,
+    seq_model: BroadcastModel,
+    threads: int,
+    counter: Any,
+    max_windows_per_session: int = MAX_WINDOWS_PER_SESSION,
 ) -> DataFrame:
     """``sessions`` (with the features and ``action_tokens``) plus both models' columns (``AE_COLUMNS``,
     ``SEQ_COLUMNS``), from one UDF.
@@ -150,10 +164,12 @@ def score_models(
     seq_risk, seq_is_block: the LSTM notebook's score of the last 10 actions (blocking above the
     version's ``block_threshold``). seq_risk_max, seq_risk_max_at (the action at which it peaked),
     seq_surprise: the riskiest window of up to 10 actions, so an attack in the middle of a long
-    session is not missed (and ranks in risk_score). seq_reasons: the steps that drove the
-    riskiest window, with their positions in the session.
+    session is not missed (and ranks in risk_score); of a session's last ``max_windows_per_session``
+    windows only (``quality.session_dq_flags`` flags a longer session SEQUENCE_WINDOWS_CAPPED).
+    seq_reasons: the steps that drove the riskiest window, with their positions in the session.
     """
-    return with_model_columns(sessions, models_udf(ae_model, seq_model, threads, counter))
+    udf = models_udf(ae_model, seq_model, threads, counter, max_windows_per_session)
+    return with_model_columns(sessions, udf)
 
 
 def with_model_columns(sessions: DataFrame, udf) -> DataFrame:
