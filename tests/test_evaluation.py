@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import importlib.util
 import json
@@ -15,13 +16,16 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from raksha import cli, contract, synthetic
+from raksha.evaluation import aggregates
 from raksha.evaluation.metrics import (
-    auc_by_kind,
+    attack_kinds,
     frame_metrics,
+    kind_counts,
     outcome_by_kind,
+    partitioned_ranking,
     precision,
     queue_summary,
-    score_metrics,
+    rank_rows,
 )
 from raksha.evaluation.report import default_report_path
 from raksha.evaluation.window import evaluate, queue_precision
@@ -100,15 +104,16 @@ def test_evaluate_command_against_the_generated_labels(spark, scored, tmp_path, 
     truth["isolation_forest"] = truth["session_id"].map(_isolation_forest_outside(scored, truth, report))
     for name in ("ae_error", "seq_risk_max", "risk_score", "isolation_forest"):
         assert report["scores"][name]["roc_auc"] > 0.5, name  # higher is more anomalous: the sign is right
-        # the same numbers from scikit-learn on the files
-        assert report["scores"][name]["roc_auc"] == pytest.approx(roc_auc_score(truth["is_attack"], truth[name]))
-        assert report["scores"][name]["pr_auc"] == pytest.approx(
-            average_precision_score(truth["is_attack"], truth[name])
-        )
+        # the same numbers as scikit-learn's on the files, to the last bits of a double
+        exact = {"rel": 1e-12, "abs": 0}
+        expected = roc_auc_score(truth["is_attack"], truth[name])
+        assert report["scores"][name]["roc_auc"] == pytest.approx(expected, **exact)
+        expected = average_precision_score(truth["is_attack"], truth[name])
+        assert report["scores"][name]["pr_auc"] == pytest.approx(expected, **exact)
         for kind, group in truth[truth["is_attack"] == 1].groupby("attack_kind"):
             judged = pd.concat([group, truth[truth["is_attack"] == 0]])
             expected = roc_auc_score(judged["is_attack"], judged[name])
-            assert report["roc_auc_by_kind"][kind][name] == pytest.approx(expected), (kind, name)
+            assert report["roc_auc_by_kind"][kind][name] == pytest.approx(expected, **exact), (kind, name)
     assert report["scores"]["seq_risk_max"]["roc_auc"] > 0.75  # the sequence attacks are in the sequences
     by_kind = report["roc_auc_by_kind"]
     assert set(by_kind) == {"account_takeover", "bot", "social_engineering"}
@@ -204,13 +209,16 @@ def _small_frame() -> pd.DataFrame:
 
 def test_metrics_on_a_small_frame():
     frame = _small_frame()
-    metrics = score_metrics(frame, ["good", "bad"])
-    assert metrics["good"] == {"roc_auc": 1.0, "pr_auc": 1.0}
-    assert metrics["bad"]["roc_auc"] == 0.0
-    one_class = score_metrics(frame[frame["is_attack"] == 0], ["good"])
-    assert one_class["good"] == {"roc_auc": None, "pr_auc": None}  # undefined, not a number
-    assert auc_by_kind(frame, ["good"]) == {"account_takeover": {"good": 1.0}, "bot": {"good": 1.0}}
-    rows = {r["kind"]: r for r in outcome_by_kind(frame)}
+    counts = kind_counts(frame)
+    kinds = attack_kinds(counts)
+    assert kinds == ["account_takeover", "bot"]
+    good = partitioned_ranking([rank_rows(frame, "good", kinds)], kinds)
+    assert good == {"roc_auc": 1.0, "pr_auc": 1.0, "roc_auc_by_kind": {"account_takeover": 1.0, "bot": 1.0}}
+    assert partitioned_ranking([rank_rows(frame, "bad", kinds)], kinds)["roc_auc"] == 0.0
+    one_class = frame[frame["is_attack"] == 0]
+    undefined = {"roc_auc": None, "pr_auc": None, "roc_auc_by_kind": {}}
+    assert partitioned_ranking([rank_rows(one_class, "good", [])], []) == undefined  # not a number
+    rows = {r["kind"]: r for r in outcome_by_kind(counts)}
     assert rows["bot"] == {
         "kind": "bot",
         "sessions": 1,
@@ -223,7 +231,7 @@ def test_metrics_on_a_small_frame():
     }
     assert rows["all attacks"]["flagged"] == 1 and rows["all attacks"]["recall_at_decisions"] == 0.5
     assert rows["normal"]["flagged"] == 1 and rows["normal"]["queued"] == 1
-    assert precision(frame, frame["queued"]) == {"sessions": 2, "attacks": 1, "precision": 0.5}
+    assert precision(counts, "queued") == {"sessions": 2, "attacks": 1, "precision": 0.5}
 
 
 def test_report_numbers_on_a_small_frame():
@@ -233,7 +241,12 @@ def test_report_numbers_on_a_small_frame():
     frame["risk_score"] = frame["bad"]
     numbers = frame_metrics(frame, {str(DAY2): 1, str(DAY): 250}, 0.01)
     assert list(numbers) == ["scores", "roc_auc_by_kind", "at_decisions", "at_capacity", "by_kind"]
-    assert numbers["scores"] == score_metrics(frame, list(SCORES))
+    assert list(numbers["scores"]) == list(SCORES)
+    for name in SCORES:
+        assert numbers["scores"][name] == {
+            "roc_auc": roc_auc_score(frame["is_attack"], frame[name]),
+            "pr_auc": average_precision_score(frame["is_attack"], frame[name]),
+        }
     assert numbers["scores"]["risk_score"]["roc_auc"] == 0.0 and numbers["scores"]["isolation_forest"]["pr_auc"] == 1.0
     assert numbers["roc_auc_by_kind"]["bot"] == {name: 0.0 if name == "risk_score" else 1.0 for name in SCORES}
     assert numbers["at_decisions"] == {"sessions": 2, "attacks": 1, "precision": 0.5}  # REVIEW or BLOCK
@@ -243,7 +256,135 @@ def test_report_numbers_on_a_small_frame():
         "attacks": 1,
         "precision": 0.5,
     }
-    assert numbers["by_kind"] == outcome_by_kind(frame)
+    assert numbers["by_kind"] == outcome_by_kind(kind_counts(frame))
+
+
+def _sessions_with_ties(seed: int, n: int) -> pd.DataFrame:
+    """Sessions with three attack kinds and two scores: ``coarse`` (a handful of values, long runs of
+    ties holding both classes) and ``fine`` (ties here and there), sorted by ``coarse`` descending."""
+    rng = np.random.default_rng(seed)
+    is_attack = (rng.random(n) < 0.15).astype("int64")
+    kind = np.where(is_attack == 1, rng.choice(["account_takeover", "bot", "social_engineering"], n), "normal")
+    signal = rng.normal(size=n) + is_attack
+    frame = pd.DataFrame(
+        {"is_attack": is_attack, "kind": kind, "coarse": np.round(signal), "fine": np.round(signal, 2)}
+    )
+    return frame.sort_values("coarse", ascending=False, kind="mergesort").reset_index(drop=True)
+
+
+def _sklearn_ranking(frame: pd.DataFrame, score: str) -> dict:
+    negatives = frame["is_attack"] == 0
+    by_kind = {}
+    for kind in sorted(frame.loc[~negatives, "kind"].unique()):
+        judged = frame[negatives | (frame["kind"] == kind)]
+        by_kind[kind] = roc_auc_score(judged["is_attack"], judged[score])
+    return {
+        "roc_auc": roc_auc_score(frame["is_attack"], frame[score]),
+        "pr_auc": average_precision_score(frame["is_attack"], frame[score]),
+        "roc_auc_by_kind": by_kind,
+    }
+
+
+def _assert_same_numbers(got: dict, expected: dict) -> None:
+    """Equal up to the last bits of a double (scikit-learn sums floats; the ranking sums integers)."""
+    assert set(got) == set(expected) and set(got["roc_auc_by_kind"]) == set(expected["roc_auc_by_kind"])
+    assert got["roc_auc"] == pytest.approx(expected["roc_auc"], rel=1e-12, abs=0)
+    assert got["pr_auc"] == pytest.approx(expected["pr_auc"], rel=1e-12, abs=0)
+    for kind, value in expected["roc_auc_by_kind"].items():
+        assert got["roc_auc_by_kind"][kind] == pytest.approx(value, rel=1e-12, abs=0), kind
+
+
+def test_ranking_in_partitions_equals_sklearn_wherever_the_partitions_are_cut():
+    frame = _sessions_with_ties(5, 400)
+    kinds = sorted(frame.loc[frame["is_attack"] == 1, "kind"].unique())
+    for score in ("coarse", "fine"):
+        rows = rank_rows(frame, score, kinds)
+        assert len(rows) == frame[score].nunique() < len(frame)  # one row per distinct score
+        expected = _sklearn_ranking(frame, score)
+        for cut in range(len(rows) + 1):  # every boundary, empty partitions at either end included
+            thirds = [rows[: cut // 2], rows[cut // 2 : cut], rows[cut:]]
+            _assert_same_numbers(partitioned_ranking(thirds, kinds), expected)
+    # a run of equal scores cut by a partition boundary (not one row per score) is refused, not mis-summed
+    rows = rank_rows(frame, "coarse", kinds)
+    top, negatives, *positives = rows[0]
+    split = [(top, negatives, *positives)], [(top, 0, *[0] * len(kinds)), *rows[1:]]
+    with pytest.raises(ValueError, match="partitions out of order"):
+        partitioned_ranking(split, kinds)
+
+
+def test_distributed_ranking_equals_sklearn_on_a_multi_partition_frame_with_ties(spark):
+    from pyspark.sql import functions as F
+
+    sessions = _sessions_with_ties(11, 3000)
+    rows = [(int(a), str(k), float(c), float(f)) for a, k, c, f in sessions.itertuples(index=False)]
+    # six slices of the sessions sorted by score: the input partitions cut runs of equal scores
+    frame = spark.createDataFrame(
+        spark.sparkContext.parallelize(rows, 6), "is_attack int, kind string, coarse double, fine double"
+    ).cache()
+    spread = frame.withColumn("part", F.spark_partition_id()).groupBy("coarse").agg(F.countDistinct("part").alias("n"))
+    assert spread.where("n > 1").count() >= 3
+    kinds = sorted(sessions.loc[sessions["is_attack"] == 1, "kind"].unique())
+    for score in ("coarse", "fine"):
+        sizes = aggregates.rank_partitions(frame, score, kinds, 4).glom().map(len).collect()
+        assert len(sizes) == 4 and sum(sizes) == sessions[score].nunique()  # one rank row per distinct score
+        assert sum(1 for size in sizes if size) >= 2, sizes  # the ranking does span partitions
+        _assert_same_numbers(aggregates.ranking(frame, score, kinds, 4), _sklearn_ranking(sessions, score))
+
+
+@pytest.fixture
+def driver_intake(monkeypatch):
+    """The records of each result this Python process reads from the JVM, one number per result.
+
+    Every DataFrame or RDD collect, toPandas, take, tail... reads its result through
+    ``pyspark.util._load_from_socket`` (imported by the modules patched here); Arrow batches count
+    their rows. A local iterator (a whole frame streamed to the driver) fails the test.
+    """
+    import pyspark.util
+    from pyspark.sql.pandas.serializers import ArrowCollectSerializer
+
+    real = pyspark.util._load_from_socket
+    intake: list[int] = []
+
+    @contextlib.contextmanager
+    def counting(sock_info, serializer):
+        arrow = isinstance(serializer, ArrowCollectSerializer)
+        with real(sock_info, serializer) as stream:
+            intake.append(0)
+            index = len(intake) - 1
+
+            def records():
+                for item in stream:
+                    intake[index] += (item.num_rows if hasattr(item, "num_rows") else 0) if arrow else 1
+                    yield item
+
+            yield records()
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a local iterator streams a whole frame to the driver")
+
+    for module in ("pyspark.sql.classic.dataframe", "pyspark.sql.pandas.conversion", "pyspark.core.rdd"):
+        monkeypatch.setattr(f"{module}._load_from_socket", counting)
+    monkeypatch.setattr("pyspark.core.context._load_from_socket", counting)
+    for module in ("pyspark.sql.classic.dataframe", "pyspark.core.rdd"):
+        monkeypatch.setattr(f"{module}._local_iterator_from_socket", refused)
+    return intake
+
+
+def test_evaluate_brings_no_session_rows_to_the_driver_but_the_baseline_sample(spark, scored, driver_intake):
+    # the counter sees what reaches the driver, whichever way it is collected
+    spark.range(500).toPandas()
+    spark.range(300).collect()
+    spark.range(200).rdd.map(lambda row: row[0]).collect()
+    spark.range(100).take(7)
+    assert driver_intake == [500, 300, 200, 7]
+    driver_intake.clear()
+
+    report = evaluate(spark, scored, DAY, DAY, baseline_max_rows=40)
+    assert report["sessions"]["evaluated"] == 3000 and report["baseline"]["training_rows"] == 40
+    assert 40 in driver_intake  # the IsolationForest's sample, bounded by baseline_max_rows
+    # all else is a few rows a day, a kind or a partition (4 shuffle partitions here), never a session each
+    assert max(driver_intake) == 40, driver_intake
+    assert sum(driver_intake) < 200, driver_intake
 
 
 def test_queue_summary_on_counts_by_day_and_kind():

@@ -21,11 +21,13 @@ reviewed sessions, not all of them). It reports
   and at a queue capacity of ``capacity_share`` of each day's sessions (the queue of
   ``queue_precision``).
 
-The metrics are computed with scikit-learn on pandas (``metrics``): Spark collects only the
-needed columns of the evaluated sessions (day, id, three scores, the baseline's score, decision,
-queued, truth), about 100 bytes a session, which is fine up to a few million sessions on a driver
-with 2 GB.
-The IsolationForest trains on the driver (the sample) and scores in Spark (mapInPandas).
+Nothing of the size of the window reaches the driver: Spark reduces the evaluated sessions to
+counts by kind and, per score, two passes over the distinct score values range-partitioned by
+score (``aggregates``); the driver gets rows of the order of the kinds, days and partitions and
+computes the numbers from them (``metrics``, pure). ROC-AUC and PR-AUC stay exact (scikit-learn's
+on the same sessions). The IsolationForest trains on the driver on its sample, at most
+``baseline_max_rows`` sessions (the one collection of session rows, bounded by that), and scores
+in Spark (mapInPandas).
 """
 
 from __future__ import annotations
@@ -42,15 +44,16 @@ from pyspark.sql import functions as F
 from raksha import contract
 from raksha.config import Config
 from raksha.decide import review
+from raksha.evaluation import aggregates
 from raksha.evaluation.metrics import (
     BASELINE,
     BASELINE_SEED,
     BASELINE_TREES,
     MODEL_SCORES,
+    SCORES,
     baseline_scores,
     capacity_cases,
     fit_baseline,
-    frame_metrics,
     queue_summary,
 )
 from raksha.ingest import inputs
@@ -160,7 +163,9 @@ def baseline(
     """Train the IsolationForest on at most ``max_rows`` of ``features``; score ``to_score`` with it.
 
     Both hold dt, session_id and the 30 features; returns (dt, session_id, isolation_forest) and
-    what was trained. The sample is the rows with the smallest hash of (seed, dt, session_id).
+    what was trained. The sample is the rows with the smallest hash of (seed, dt, session_id); it is
+    the one set of session rows brought to the driver, at most ``max_rows`` of them (all of
+    ``features`` only when they are no more), whatever the window's size.
     """
     pool = features.count()
     training = features
@@ -248,9 +253,19 @@ def evaluate(
         frame = (
             evaluated.join(queue.withColumn("queued", F.lit(True)), ["dt", "session_id"], "left")
             .join(forest_scores, ["dt", "session_id"], "left")
-            .select("dt", "session_id", "decision", *MODEL_SCORES, BASELINE, "queued", "is_attack", "kind")
-            .toPandas()
-        )
+            .select("decision", *MODEL_SCORES, BASELINE, "queued", "is_attack", "kind")
+            .persist()
+        )  # queued: true or null from the left join; read once per aggregate below, so scored once
+        persisted.append(frame)
+        counts = aggregates.kind_counts(frame, SCORES)
+        for name in SCORES:  # every scored session has its scores and raw features; a gap is a bug
+            if gaps := int(counts[aggregates.missing(name)].sum()):
+                subject = "baseline" if name == BASELINE else name
+                raise RuntimeError(f"{subject}: {gaps} evaluated sessions have no score")
+        evaluated_rows = int(counts["sessions"].sum())
+        if not evaluated_rows:
+            raise inputs.InputError(f"no scored session of {start} .. {end} has a ground truth in {truth}")
+        numbers = aggregates.evaluated_metrics(frame, counts, per_day, capacity_share)
         versions = scored_versions(spark, cfg, start, end)
         truth_rows = truth_df.count()
         unsure = 0
@@ -262,11 +277,6 @@ def evaluate(
         for frame_ in persisted:
             frame_.unpersist()
 
-    frame["queued"] = frame["queued"].notna()  # True or null from the left join
-    if frame[BASELINE].isna().any():  # every scored session has raw features; a gap is a bug
-        raise RuntimeError(f"baseline: {int(frame[BASELINE].isna().sum())} evaluated sessions have no score")
-    if frame.empty:
-        raise inputs.InputError(f"no scored session of {start} .. {end} has a ground truth in {truth}")
     return {
         "window": {"start": start.isoformat(), "end": end.isoformat()},
         "truth": truth,
@@ -276,14 +286,14 @@ def evaluate(
         "model_versions": versions,
         "sessions": {
             "scored": int(sum(per_day.values())),
-            "evaluated": len(frame),
-            "attacks": int(frame["is_attack"].sum()),
+            "evaluated": evaluated_rows,
+            "attacks": int(counts.loc[counts["is_attack"] == 1, "sessions"].sum()),
             "truth_rows": int(truth_rows),
-            "truth_rows_not_scored": int(truth_rows - len(frame)),
+            "truth_rows_not_scored": int(truth_rows - evaluated_rows),
             "unsure_left_out": int(unsure),
             "per_day": {d: int(n) for d, n in sorted(per_day.items())},
         },
-        **frame_metrics(frame, per_day, capacity_share),
+        **numbers,
         "baseline": baseline_info,
     }
 
