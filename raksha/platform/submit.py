@@ -26,10 +26,9 @@ from pathlib import Path
 import pyspark
 
 from raksha.config import load_config
-from raksha.platform import jars, ship
+from raksha.platform import jars, jvm_console, ship
 
 ENTRY = Path(__file__).with_name("submitted.py")  # the main file spark-submit runs: raksha.cli.main
-LOG_SETTINGS = Path(__file__).with_name("log4j2.properties")  # the driver's console: warnings, not INFO
 ENV_LINK = "environment"
 EXECUTOR_PYTHON = f"./{ENV_LINK}/bin/python"
 
@@ -109,7 +108,7 @@ def spark_submit_line(
     line += ["--conf", f"spark.pyspark.python={EXECUTOR_PYTHON}"]
     if deploy_mode == "client":  # the driver runs here, in this environment
         line += ["--conf", f"spark.pyspark.driver.python={sys.executable}"]
-        line += ["--driver-java-options", f"-Dlog4j2.configurationFile=file:{LOG_SETTINGS}"]
+        line += ["--driver-java-options", jvm_console.LOG_OPTION]  # the driver's console: warnings, not INFO
     if overlays:
         line += ["--files", ",".join(str(Path(o).resolve()) for o in overlays)]
     line += list(spark_options)

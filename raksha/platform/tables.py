@@ -106,7 +106,9 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
     if key in _ENSURED:
         return name
     constraints = contract.TABLE_CONSTRAINTS.get(table, {})
-    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{cfg.get('catalog.database')}`")
+    database = cfg.get("catalog.database")
+    if not spark.catalog.databaseExists(database):  # created once (a CREATE IF NOT EXISTS warns when it exists)
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     if not spark.catalog.tableExists(name):
         if DeltaTable.isDeltaTable(spark, location):
             spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION '{location}'")
@@ -132,6 +134,15 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
             f"table {name} is a {described.get('Provider')} table, not Delta (written by an older raksha): "
             f'convert it once with `raksha sql "CONVERT TO DELTA {name}"`'
         )
+    # a column the contract added later (always nullable: older rows hold null) is added to an older table
+    added = [f for f in contract.OUTPUT_SCHEMAS[table].fields if f.name not in described]
+    if added:
+        required = [f.name for f in added if not f.nullable]
+        if required:
+            raise CatalogError(f"table {name} lacks the columns {required}, which cannot be added to existing rows")
+        listed = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in added)
+        spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({listed})")
+        log.info("%s: added the columns %s", name, ", ".join(f.name for f in added))
     present = {r["key"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
     for constraint, expression in constraints.items():
         if f"delta.constraints.{constraint}" not in present:
