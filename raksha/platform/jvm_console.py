@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import sys
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -33,13 +34,17 @@ def verbose() -> bool:
     return logging.getLogger("raksha").isEnabledFor(logging.DEBUG)
 
 
-def quiet_driver_options(conf: Mapping[str, str]) -> dict[str, str]:
-    """``spark.driver.extraJavaOptions`` with the shipped log4j2 settings in front (unless the
-    configuration names its own, or ``--verbose``)."""
+def console_conf(conf: Mapping[str, str]) -> dict[str, str]:
+    """Spark settings for the console: ``spark.driver.extraJavaOptions`` with the shipped log4j2
+    settings in front (unless the configuration names its own, or ``--verbose``), and Spark's stage
+    progress bar when stderr is a terminal (a log file gets no carriage returns)."""
+    out = {}
     options = conf.get("spark.driver.extraJavaOptions", "")
-    if verbose() or "log4j2.configurationFile" in options:
-        return {}
-    return {"spark.driver.extraJavaOptions": f"{LOG_OPTION} {options}".strip()}
+    if not verbose() and "log4j2.configurationFile" not in options:
+        out["spark.driver.extraJavaOptions"] = f"{LOG_OPTION} {options}".strip()
+    if "spark.ui.showConsoleProgress" not in conf:
+        out["spark.ui.showConsoleProgress"] = str(sys.stderr.isatty()).lower()
+    return out
 
 
 def _pump(source: IO[bytes]) -> None:
