@@ -31,6 +31,8 @@ setup(
         "pyyaml==6.0.3",
         "pydantic==2.14.3",  # the configuration typed and checked at start (raksha.config)
         "packaging==26.4",  # raksha submit: reads the installed requirements it packs (raksha.platform.ship)
+        "matplotlib==3.11.2",  # the nightly report's plots (Agg canvas, no display; raksha.pipeline.report_page)
+        "pillow==13.0.0",  # the report's panels cut out of its page picture
     ],
     extras_require={
         "dev": [

@@ -68,6 +68,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--date", type=_date, required=True)
 
     p = sub.add_parser(
+        "report",
+        parents=[common],
+        help="write a scored day's nightly report again (report.html, report.png, report.json) from the tables",
+    )
+    p.add_argument("--date", type=_date, required=True)
+
+    p = sub.add_parser(
         "queue-precision", parents=[common], help="precision of the review queue against the generated ground truth"
     )
     date_window_args(p)
@@ -235,6 +242,19 @@ def cmd_score(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
+    """``raksha report --date D``: the nightly report of a published day, rebuilt from the tables."""
+    from raksha.pipeline.report import rebuild
+
+    doc, paths = with_spark(cfg, f"raksha-report-{args.date}", lambda spark: rebuild(spark, cfg, args.date))
+    print(f"report of {args.date} (run {doc['run_id']}): {len(doc['warnings'])} warnings")
+    for warning in doc["warnings"]:
+        print(f"  {warning}")
+    for kind in ("html", "png", "json"):
+        print(f"  {kind}: {paths[kind]}")
+    return 0
+
+
 def cmd_queue_precision(cfg: Config, args: argparse.Namespace) -> int:
     from raksha.evaluation.report import print_queue_precision
     from raksha.evaluation.window import queue_precision
@@ -378,6 +398,7 @@ COMMANDS = {
     "train-sequence": cmd_train,
     "import-legacy": cmd_import_legacy,
     "score": cmd_score,
+    "report": cmd_report,
     "queue-precision": cmd_queue_precision,
     "label": cmd_label,
     "evaluate": cmd_evaluate,

@@ -135,6 +135,13 @@ class _Review(_Section):
     audit_rate: Share
 
 
+class _Report(_Section):
+    enabled: bool
+    dir: Annotated[str, Field(min_length=1)] | None
+    trend_runs: Positive
+    top_reasons: Positive
+
+
 class _Exports(_Section):
     behavior_max_risk_score: Annotated[float, Field(ge=0, le=100)]
 
@@ -178,6 +185,7 @@ class Settings(_Section):
     publish: _Publish
     privacy: _Privacy
     review: _Review
+    report: _Report
     exports: _Exports
     generate: _Generate
     training: _Training

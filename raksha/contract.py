@@ -230,6 +230,11 @@ RUN_LOG_SCHEMA = T.StructType(
         T.StructField("config_hash", T.StringType(), False),
         T.StructField("code_version", T.StringType(), False),
         T.StructField("spark_master", T.StringType(), False),
+        # added later, so nullable (rows of older runs hold null; raksha.platform.tables adds them to older tables):
+        # what went wrong but did not stop the run (DRIFT:<column> PSI ... above 0.2, a report not written)
+        T.StructField("warnings", T.ArrayType(T.StringType(), False), True),
+        # the PSI of each input feature and model score against the model versions' reference (the nightly report)
+        T.StructField("drift_psi", T.MapType(T.StringType(), T.DoubleType(), False), True),
     ]
 )
 

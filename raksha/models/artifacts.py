@@ -2,7 +2,8 @@
 
 ``{paths.models}/{name}/{version}/`` holds the model files and ``manifest.json`` (name,
 version, created_at, library versions, the contract the model was built for, threshold,
-training window and counts, metrics, and the sha256 of every file). ``{name}/CURRENT``
+training window and counts, metrics, the drift reference of a trained version, and the sha256
+of every file). ``{name}/CURRENT``
 names the promoted version.
 
 Loading reads every file into memory and checks its sha256 against the manifest *before*
@@ -91,6 +92,13 @@ class ModelVersion:
     def threshold(self) -> float | None:
         value = self.manifest.get("threshold")
         return None if value is None else float(value)
+
+    @property
+    def drift_reference(self) -> dict[str, Any] | None:
+        """The binned training data the nightly report measures drift against (``raksha.pipeline.drift``);
+        None for a version that carries none (imported from the notebooks, or older)."""
+        value = self.manifest.get("drift_reference")
+        return dict(value) if isinstance(value, Mapping) else None
 
     @property
     def risk_score_cut(self) -> float | None:

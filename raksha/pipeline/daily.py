@@ -1,12 +1,13 @@
 """The nightly job: score one day of sessions and publish its tables.
 
-read -> validate -> sequence -> score (both models) -> decide -> audit -> publish.
+read -> validate -> sequence -> score (both models) -> decide -> audit -> publish -> report.
 Write, audit, publish: the scored day is materialized once (persisted on the executors), audited
 there, and nothing is committed until the counts reconcile (sessions read = scored +
 quarantined, no session twice). Then each table's day is replaced by one Delta commit
 (``raksha.platform.tables``): scored_sessions, quarantine, review_queue, and run_log last, so a run is
-published when its run_log row says so. The run holds the date of every table it writes
-(``raksha.platform.locks``) from start to end.
+published when its run_log row says so. Before that row, the nightly report (``raksha.pipeline.report``)
+is written from the scored day still cached, and its drift warnings go into the row. The run holds
+the date of every table it writes (``raksha.platform.locks``) from start to end.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from raksha.decide.decisions import decide, validate_policy
 from raksha.features.sequences import session_sequences
 from raksha.ingest import inputs, quality
 from raksha.models import artifacts, runtimes
+from raksha.pipeline import report
 from raksha.platform import failpoints, locks, runs, tables
 from raksha.platform.storage import Storage
 from raksha.scoring import challenger, model_cache
@@ -52,6 +54,9 @@ class RunResult:
     tables: dict[str, str] = field(default_factory=dict)
     challenger: dict | None = None  # champion vs challenger disagreements, when a challenger ran
     versions: dict[str, int] = field(default_factory=dict)  # table -> the Delta version this run committed
+    report: dict[str, str] = field(default_factory=dict)  # html, png, json -> where the nightly report is
+    warnings: list[str] = field(default_factory=list)  # drift above 0.2, a report not written (also in run_log)
+    drift_psi: dict[str, float] = field(default_factory=dict)  # column -> PSI against the reference
 
 
 def with_sequences(valid: DataFrame, actions: DataFrame) -> DataFrame:
@@ -121,6 +126,8 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
             "model_loads": result.model_loads,
             "timings_s": timings,
             "table_versions": result.versions,
+            "warnings": result.warnings,
+            "drift_psi": result.drift_psi,
         }
         append_run_log(spark, cfg, day, row)
     result.tables = {t: tables.table_name(cfg, t) for t in (*PUBLISHED_TABLES, "run_log")}
@@ -216,10 +223,14 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
     try:
         for table, rows in (("scored_sessions", good), ("quarantine", quarantine), ("review_queue", queue)):
             versions[table] = tables.publish_day(spark, cfg, table, rows, day, run_id).version
+        timings["publish"] = time.monotonic() - clock
+        clock = time.monotonic()
+        run_row = {"run_id": run_id, "counts": counts, "decisions": decisions}
+        written = nightly_report(spark, cfg, day, good, run_row, ae_version, seq_version)
+        timings["report"] = time.monotonic() - clock
     finally:
         for frame in (scored, quarantine, queue):
             frame.unpersist()
-    timings["publish"] = time.monotonic() - clock
 
     loads = {}
     models = [contract.AE_MODEL, contract.SEQ_MODEL]
@@ -234,7 +245,26 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
             summary["batches"],
         )
         loads.update({f"{model}.{k}": v for k, v in summary.items()})
-    return RunResult(run_id, day, counts, decisions, loads, challenger=compared, versions=versions)
+    result = RunResult(run_id, day, counts, decisions, loads, challenger=compared, versions=versions)
+    result.report, result.warnings, result.drift_psi = written
+    return result
+
+
+def nightly_report(
+    spark: SparkSession, cfg: Config, day: dt.date, good: DataFrame, run_row: dict, ae_version, seq_version
+) -> tuple[dict[str, str], list[str], dict[str, float]]:
+    """The day's report (``raksha.pipeline.report``), from the scored day still cached: the paths of its
+    files, its warnings and the drift. A report that fails is a warning: the day is published already,
+    and ``raksha report --date D`` writes it again."""
+    if not cfg.get("report.enabled"):
+        return {}, [], {}
+    try:
+        doc, paths = report.nightly(spark, cfg, day, good, run_row, ae_version, seq_version)
+    except Exception as exc:  # noqa: BLE001 - the scored day stands; the report can be rebuilt
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        log.warning("run %s: the nightly report was not written: %s", run_row["run_id"], first, exc_info=True)
+        return {}, [f"REPORT_NOT_WRITTEN: {first} (raksha report --date {day} writes it)"], {}
+    return paths, list(doc["warnings"]), dict(doc["drift"]["psi"])
 
 
 def check_reconciled(day: dt.date, counts: dict[str, int], scored_rows: int, distinct_sessions: int) -> None:
@@ -256,6 +286,8 @@ def append_run_log(spark: SparkSession, cfg: Config, day: dt.date, row: dict) ->
         "model_loads": {},
         "timings_s": {},
         "table_versions": {},
+        "warnings": [],
+        "drift_psi": {},
         **row,
         "finished_at": finished.replace(tzinfo=None),
         "started_at": row["started_at"].replace(tzinfo=None),

@@ -10,7 +10,9 @@
   adam/binary cross-entropy, 15 epochs, batch 32, the held-out split as validation data.
 
 Each also keeps the reference distribution of its scores on held-out normal data (quantiles),
-so a later calibration can say how unusual a score is.
+so a later calibration can say how unusual a score is, and a drift reference
+(``raksha.pipeline.drift``): the training data's features and the held-out scores, binned, which the
+nightly report compares each scored day with.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from raksha.features.behavior import Scaler, behavior_matrix, reconstruction_err
 from raksha.features.sequences import pad_tokens
 from raksha.models import artifacts
 from raksha.models.artifacts import ModelVersion
+from raksha.pipeline import drift
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +136,7 @@ def fit_autoencoder(sessions: pd.DataFrame, params: AutoencoderParams = Autoenco
             "threshold_rule": f"{contract.AE_THRESHOLD_PERCENTILE:g}th percentile of held-out reconstruction errors",
             "metrics": metrics,
             "reference": {"kind": "heldout_reconstruction_error", "quantiles": _quantiles(errors)},
+            "drift_reference": drift.training_reference(sessions[list(contract.FEATURES)], {"ae_error": errors}),
             "params": asdict(params),
         },
     )
@@ -218,6 +222,8 @@ def fit_sequence_model(
             "block_threshold": contract.SEQ_BLOCK_THRESHOLD,
             "metrics": metrics,
             "reference": {"kind": "heldout_normal_seq_risk", "quantiles": _quantiles(scores[y_test == 0])},
+            # every held-out sequence, normal or not: the population a scored day is compared with
+            "drift_reference": drift.training_reference(pd.DataFrame(), {"seq_risk": scores}),
             "params": asdict(params),
         },
     )
