@@ -15,11 +15,12 @@ import numpy as np
 import pytest
 from conftest import test_config as config_under
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from raksha import contract
 from raksha.cli import COMMANDS, build_parser
 from raksha.pipeline import drift, report, report_doc, report_page
-from raksha.pipeline.daily import run
+from raksha.pipeline.daily import append_run_log, run
 from raksha.platform import tables
 from raksha.synthetic.day import generate_day
 from raksha.synthetic.write import write_day
@@ -123,6 +124,18 @@ def test_spark_bins_values_as_numpy_does(spark):
     frame = spark.createDataFrame([(v,) for v in values], "x double")
     got = [r[0] for r in frame.select(report.bucket(F.col("x"), edges)).collect()]
     assert got == drift.bin_index(np.array(values, dtype=np.float64), edges).tolist()
+
+
+def test_a_run_log_written_before_the_drift_columns_gets_them(spark, tmp_path):
+    cfg = config_under(tmp_path)
+    older = T.StructType([f for f in contract.RUN_LOG_SCHEMA.fields if f.name not in ("warnings", "drift_psi")])
+    rows = spark.createDataFrame([], older).withColumn("dt", F.lit(""))
+    rows.write.format("delta").partitionBy("dt").save(tables.table_location(cfg, "run_log"))
+    started = dt.datetime(2026, 3, 3, 2, 0, tzinfo=dt.UTC)
+    row = {"run_id": "score-x", "status": "SUCCEEDED", "started_at": started, "model_checksums": {}}
+    append_run_log(spark, cfg, SHIFTED_DAY, {**row, "warnings": ["DRIFT:tap_duration PSI 0.300 > 0.2"]})
+    logged = spark.table(tables.table_name(cfg, "run_log")).first()
+    assert logged["warnings"] == ["DRIFT:tap_duration PSI 0.300 > 0.2"] and logged["drift_psi"] == {}
 
 
 @pytest.fixture(scope="module")
