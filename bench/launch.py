@@ -12,19 +12,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from breakdown import breakdown_from_event_log
 from sampler import TreeSampler
-from settings import REPO, RUN_SCRIPT, VARIANTS
+from settings import REPO, RUN_SCRIPT, VARIANTS, out_dir
 
 log = logging.getLogger("bench")
 
 
-def run_variant(variant: str, work: Path, sessions: int, logs: Path, profile: bool = False) -> dict[str, Any]:
-    """Run one variant in a fresh child process, sampling the memory of its process tree."""
-    out = work / "out" / VARIANTS[variant]
+def run_variant(
+    variant: str, work: Path, sessions: int, logs: Path, day_kind: str = "generated", profile: bool = False
+) -> dict[str, Any]:
+    """Run one variant on the ``day_kind`` day in a fresh child process, sampling the memory of its process tree."""
+    out = out_dir(work, day_kind, VARIANTS[variant])
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     result_path = out / "result.json"
-    log_path = logs / f"{VARIANTS[variant]}.log"
+    log_path = logs / f"{day_kind}-{VARIANTS[variant]}.log"
     command = [
         sys.executable,
         str(RUN_SCRIPT),
@@ -34,11 +37,13 @@ def run_variant(variant: str, work: Path, sessions: int, logs: Path, profile: bo
         str(work),
         "--sessions",
         str(sessions),
+        "--day",
+        day_kind,
         "--result",
         str(result_path),
         *(["--profile"] if profile else []),
     ]
-    log.info("variant %s (%s): running, log in %s", variant, VARIANTS[variant], log_path)
+    log.info("%s day, variant %s (%s): running, log in %s", day_kind, variant, VARIANTS[variant], log_path)
     load_before = os.getloadavg()
     clock = time.monotonic()
     with open(log_path, "w", encoding="utf-8") as log_file:
@@ -57,5 +62,13 @@ def run_variant(variant: str, work: Path, sessions: int, logs: Path, profile: bo
     result["load_average_after"] = os.getloadavg()
     if variant == "d":  # no JVM: the notebook is one Python process
         result["python_worker_peak_bytes"] = result["python_driver_peak_bytes"]
+    if "event_log" in result:
+        try:
+            result["breakdown"] = breakdown_from_event_log(
+                Path(result["event_log"]), result["phase_intervals"], result["python_workers_cpu_s"]
+            )
+        except Exception as exc:  # noqa: BLE001 - a breakdown that cannot be read must not lose the timing
+            log.warning("variant %s: no stage breakdown from %s: %s", VARIANTS[variant], result["event_log"], exc)
+            result["breakdown"] = {"error": f"{type(exc).__name__}: {exc}"}
     log.info("variant %s: %.1f s", VARIANTS[variant], result["wall_s"])
     return result

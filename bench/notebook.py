@@ -35,8 +35,9 @@ def notebook_reference() -> ModuleType:
     return module
 
 
-def child_notebook(work: Path, sessions: int, result_path: Path, sample: int = NOTEBOOK_SAMPLE) -> None:
-    """Time the notebooks' per-row scoring of ``sample`` sessions; extrapolate to ``sessions``."""
+def child_notebook(raw: Path, sessions: int, result_path: Path, sample: int = NOTEBOOK_SAMPLE) -> None:
+    """Time the notebooks' per-row scoring of ``sample`` sessions of the day under ``raw``; extrapolate to
+    ``sessions``."""
     import pandas as pd
     import pyarrow.dataset as ds
 
@@ -46,11 +47,11 @@ def child_notebook(work: Path, sessions: int, result_path: Path, sample: int = N
     from raksha.models.architectures import model_from_bytes
 
     day = f"dt={DAY.isoformat()}"
-    frame = pd.read_parquet(work / "raw" / "sessions" / day)
+    frame = pd.read_parquet(raw / "sessions" / day)
     picked = frame.sample(n=min(sample, len(frame)), random_state=0).reset_index(drop=True)
     ids = picked["session_id"].tolist()
     actions = (
-        ds.dataset(work / "raw" / "action_log" / day)
+        ds.dataset(raw / "action_log" / day)
         .to_table(filter=ds.field("session_id").isin(ids))
         .to_pandas()
         .sort_values(["session_id", "event_ts", "seq_no"])

@@ -44,9 +44,21 @@ from pathlib import Path
 from typing import Any
 
 from launch import run_variant
-from report import format_scale, format_table, format_targets, targets
+from report import format_breakdown, format_scale, format_table, format_targets, headline, targets
 from sampler import read_proc
-from settings import DAY, DEFAULT_VARIANTS, MASTER, RECIPE_BATCH_SIZE, RESULTS, SCALE_SIZES, VARIANTS
+from settings import (
+    DAY,
+    DAYS,
+    DEFAULT_VARIANTS,
+    MASTER,
+    RECIPE_BATCH_SIZE,
+    RESULTS,
+    SCALE_SIZES,
+    SCALE_VARIANTS,
+    VARIANTS,
+    out_dir,
+    raw_dir,
+)
 from synthetic_day import generate_day
 
 log = logging.getLogger("bench")
@@ -80,50 +92,77 @@ def write_json(kind: str, payload: dict[str, Any]) -> Path:
 
 def compare(args: argparse.Namespace, work: Path, logs: Path) -> int:
     started = dt.datetime.now(dt.UTC)
-    data = generate_day(work, args.sessions)
-    sessions = int(data["sessions"])
-    results: dict[str, dict[str, Any]] = {}
-    for variant in args.variants:
-        results[VARIANTS[variant]] = run_variant(variant, work, sessions, logs)
-        if not args.keep:
-            shutil.rmtree(work / "out" / VARIANTS[variant], ignore_errors=True)
-    checks = targets(results)
-    print()
-    print(
-        f"Raksha bench: {sessions:,} sessions ({data['actions']:,} actions) on {DAY}, {MASTER}, {os.cpu_count()} CPUs"
-    )
-    print(format_table(results, sessions))
-    print()
-    print(format_targets(checks))
+    days: dict[str, dict[str, Any]] = {}
+    failed = False
+    for day_kind in args.days:
+        data = generate_day(work, args.sessions, day_kind)
+        sessions = int(data["sessions"])
+        results: dict[str, dict[str, Any]] = {}
+        for variant in args.variants:
+            results[VARIANTS[variant]] = run_variant(variant, work, sessions, logs, day_kind)
+            failed |= "error" in results[VARIANTS[variant]]
+            if not args.keep:
+                shutil.rmtree(out_dir(work, day_kind, VARIANTS[variant]), ignore_errors=True)
+        checks = targets(results, day_kind)
+        table, stages = format_table(results, sessions), format_breakdown(results)
+        print()
+        print(
+            f"Raksha bench, {day_kind} day: {sessions:,} sessions ({data['actions']:,} actions) on {DAY}, "
+            f"{MASTER}, {os.cpu_count()} CPUs"
+        )
+        print(table)
+        print()
+        print(stages)
+        print()
+        print(format_targets(checks))
+        days[day_kind] = {
+            "sessions": sessions,
+            "data": data,
+            "headline": headline(results),
+            "results": results,
+            "targets": checks,
+            "table": table,
+            "breakdown_table": stages,
+        }
     payload = {
         "kind": "compare",
         "started_at": started.isoformat(timespec="seconds"),
-        "sessions": sessions,
-        "data": data,
+        "sessions": args.sessions,
         "environment": environment(),
-        "results": results,
-        "targets": checks,
-        "table": format_table(results, sessions),
+        "headline": {day_kind: d["headline"] for day_kind, d in days.items()},
+        "days": days,
     }
     print(f"\nwrote {write_json('bench', payload)}")
-    return 1 if any("error" in r for r in results.values()) else 0
+    return 1 if failed else 0
 
 
 def profile_raksha(args: argparse.Namespace, work: Path, logs: Path) -> int:
-    """raksha once with Spark's UDF profiler: where the Python workers spend their time (not a timing)."""
+    """raksha once per day with Spark's UDF profiler: where the Python workers spend their time (not a timing)."""
     started = dt.datetime.now(dt.UTC)
-    data = generate_day(work, args.sessions)
-    result = run_variant("b", work, int(data["sessions"]), logs, profile=True)
-    if not args.keep:
-        shutil.rmtree(work / "out" / "raksha", ignore_errors=True)
-    if "error" in result:
-        return 1
-    print(f"\nRaksha bench --profile: {data['sessions']:,} sessions, raksha with spark.sql.pyspark.udf.profiler=perf")
-    print(f"job phases (run_log timings_s): {json.dumps({k: round(v, 1) for k, v in result['timings_s'].items()})}")
-    for name, text in result.get("profile", {}).items():
-        print(f"\n=== {name} ===\n{text.strip()}")
+    runs: dict[str, dict[str, Any]] = {}
+    for day_kind in args.days:
+        data = generate_day(work, args.sessions, day_kind)
+        result = run_variant("b", work, int(data["sessions"]), logs, day_kind, profile=True)
+        if not args.keep:
+            shutil.rmtree(out_dir(work, day_kind, "raksha"), ignore_errors=True)
+        if "error" in result:
+            return 1
+        print(
+            f"\nRaksha bench --profile, {day_kind} day: {data['sessions']:,} sessions, raksha with "
+            "spark.sql.pyspark.udf.profiler=perf (not a timing: the profiler slows the Python workers)"
+        )
+        print(f"job phases (run_log timings_s): {json.dumps({k: round(v, 1) for k, v in result['timings_s'].items()})}")
+        print(format_breakdown({"raksha": result}))
+        for name, split in result.get("profile_split_s", {}).items():
+            print(f"\nscore+reasons in the Python workers, {name} (cProfile seconds, summed over workers):")
+            total = split.get("total profiled") or 1.0
+            for part, seconds in split.items():
+                print(f"  {part:<42} {seconds:>9,.1f}  {seconds / total:>6.1%}")
+        for name, text in result.get("profile", {}).items():
+            print(f"\n=== {name} ===\n{text.strip()}")
+        runs[day_kind] = {"data": data, "result": result}
     payload = {"kind": "profile", "started_at": started.isoformat(timespec="seconds"), "environment": environment()}
-    print(f"\nwrote {write_json('profile', {**payload, 'data': data, 'result': result})}")
+    print(f"\nwrote {write_json('profile', {**payload, 'days': runs})}")
     return 0
 
 
@@ -131,16 +170,17 @@ def scale(args: argparse.Namespace, work: Path, logs: Path) -> int:
     started = dt.datetime.now(dt.UTC)
     rows = []
     failed = False
-    for size in args.scale_sizes:
-        data = generate_day(work, size)
-        row: dict[str, Any] = {"sessions": int(data["sessions"]), "actions": data["actions"]}
-        for variant in ("b", "a"):
-            result = run_variant(variant, work, int(data["sessions"]), logs)
-            row[VARIANTS[variant]] = result
-            failed |= "error" in result
-            if not args.keep:
-                shutil.rmtree(work / "out" / VARIANTS[variant], ignore_errors=True)
-        rows.append(row)
+    for day_kind in args.days:
+        for size in args.scale_sizes:
+            data = generate_day(work, size, day_kind)
+            row: dict[str, Any] = {"day": day_kind, "sessions": int(data["sessions"]), "actions": data["actions"]}
+            for variant in SCALE_VARIANTS:
+                result = run_variant(variant, work, int(data["sessions"]), logs, day_kind)
+                row[VARIANTS[variant]] = result
+                failed |= "error" in result
+                if not args.keep:
+                    shutil.rmtree(out_dir(work, day_kind, VARIANTS[variant]), ignore_errors=True)
+            rows.append(row)
     table = format_scale(rows)
     print(f"\nRaksha bench --scale on {DAY}, {MASTER}, {os.cpu_count()} CPUs")
     print(table)
@@ -162,10 +202,20 @@ def _variants(text: str) -> list[str]:
         item = item.strip().lower()
         key = names.get(item, item)
         if key not in VARIANTS:
-            raise argparse.ArgumentTypeError(f"unknown variant '{item}' (choose from a,b,c,d or {','.join(names)})")
+            raise argparse.ArgumentTypeError(
+                f"unknown variant '{item}' (choose from {','.join(VARIANTS)} or {','.join(names)})"
+            )
         if key not in out:
             out.append(key)
     return out
+
+
+def _days(text: str) -> list[str]:
+    if text == "both":
+        return list(DAYS)
+    if text not in DAYS:
+        raise argparse.ArgumentTypeError(f"unknown day '{text}' (choose from {', '.join(DAYS)} or both)")
+    return [text]
 
 
 def _sizes(text: str) -> list[int]:
@@ -182,10 +232,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--variants",
         type=_variants,
         default=DEFAULT_VARIANTS,
-        help="a,b,c,d (floor, raksha, recipe, notebook; default), e (crossing: the UDF without the models), "
+        help="g,a,b,c,d (bare, floor, raksha, recipe, notebook; default), e (crossing: the UDF without the models), "
         "f (raksha-keras: scoring.runtime=keras)",
     )
-    parser.add_argument("--scale", action="store_true", help="run raksha and floor at 250k, 1M and 4M sessions")
+    parser.add_argument(
+        "--day",
+        dest="days",
+        type=_days,
+        default=["generated"],
+        help="generated (about 5%% flagged; default), stress (every session flagged) or both",
+    )
+    parser.add_argument("--scale", action="store_true", help="run bare, raksha and floor at 250k, 1M and 4M sessions")
     parser.add_argument(
         "--scale-sizes",
         type=_sizes,
@@ -206,14 +263,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if args.child:
+        raw = raw_dir(args.work, args.days[0])
         if args.child == "d":
             from notebook import child_notebook
 
-            child_notebook(args.work, args.sessions, args.result)
+            child_notebook(raw, args.sessions, args.result)
         else:
             from spark_child import child_spark
 
-            child_spark(args.child, args.work, args.result.parent, args.result, args.profile)
+            child_spark(args.child, raw, args.result.parent, args.result, args.profile)
         return 0
 
     created = args.work is None

@@ -1,0 +1,76 @@
+"""Variant g, the bare floor: the least any Spark job on this day must do, in plain Spark code.
+
+It reads both inputs of the day (sessions and action log Parquet), builds each session's ordered
+last-10 action sequence (actions ordered by seq_no, mapped to the LSTM notebook's tokens, unknown
+actions 0), joins it to the sessions and writes the result as one day of a Delta table (Spark's Delta
+writer, ``replaceWhere`` on the day, one commit), the table format raksha publishes. No validation,
+no model, no decision, no queue, no audit, no catalog table. Same session and settings as raksha's
+(``spark_child`` builds it with ``load_config`` and ``build_session``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+BARE_TABLE = "bare_sessions"  # under paths.warehouse, by path (not registered in the catalog)
+
+
+def bare_frame(spark, sessions_path: str, actions_path: str):
+    """Sessions joined with their ordered last-10 action tokens (``last_actions``, ``action_count``)."""
+    from pyspark.sql import functions as F
+
+    from raksha import contract
+
+    sessions = spark.read.parquet(sessions_path)
+    actions = spark.read.parquet(actions_path)
+    vocabulary = F.create_map(*[F.lit(x) for name, code in contract.ACTIONS.items() for x in (name, code)])
+    ordered = actions.groupBy("session_id").agg(
+        F.array_sort(F.collect_list(F.struct("seq_no", "action"))).alias("events")
+    )
+    tokens = F.transform("events", lambda e: F.coalesce(vocabulary[e["action"]], F.lit(contract.UNKNOWN_ACTION)))
+    count = F.size("events")
+    last = ordered.select(
+        "session_id",
+        F.slice(tokens, F.greatest(count - contract.MAX_SEQ_LENGTH + 1, F.lit(1)), contract.MAX_SEQ_LENGTH).alias(
+            "last_actions"
+        ),
+        count.alias("action_count"),
+    )
+    return sessions.join(last, on="session_id", how="left")
+
+
+def run_bare(spark, sessions_root: str, actions_root: str, warehouse: str, day: dt.date, mark=None) -> str:
+    """Read, sequence, join and write ``day`` as one Delta commit; the table's location.
+
+    ``mark(phase)``, when given, is called as the job enters its read and its write (the breakdown's phases).
+    """
+    from pyspark.sql import functions as F
+
+    mark = mark or (lambda _phase: None)
+    part = f"dt={day.isoformat()}"
+    location = f"{warehouse.rstrip('/')}/{BARE_TABLE}"
+    mark("read")
+    frame = bare_frame(spark, f"{sessions_root.rstrip('/')}/{part}", f"{actions_root.rstrip('/')}/{part}")
+    mark("write")
+    (
+        frame.withColumn("dt", F.lit(day.isoformat()))
+        .write.format("delta")
+        .mode("overwrite")
+        .option("replaceWhere", f"dt = '{day.isoformat()}'")
+        .partitionBy("dt")
+        .save(location)
+    )
+    return location
+
+
+def commit_metrics(spark, location: str) -> dict[str, Any]:
+    """The last commit's version, operation and metrics (read after the timing)."""
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, location).history(1).select("version", "operation", "operationMetrics").first()
+    return {
+        "version": int(row["version"]),
+        "operation": row["operation"],
+        "metrics": dict(row["operationMetrics"] or {}),
+    }
