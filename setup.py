@@ -2,6 +2,13 @@
 
 from setuptools import find_packages, setup
 
+CONNECT_CLIENT = [
+    "grpcio==1.85.3",
+    "grpcio-status==1.85.1",
+    "googleapis-common-protos==1.76.0",
+    "zstandard==0.25.0",
+]
+
 setup(
     name="raksha",
     version="0.1.0",
@@ -35,7 +42,12 @@ setup(
         "pillow==13.0.0",  # the report's panels cut out of its page picture
     ],
     extras_require={
+        # the Spark Connect client (pyspark's own "connect" extra, pinned): a notebook on
+        # SparkSession.builder.remote(...) against `raksha connect-server`
+        "connect": CONNECT_CLIENT,
         "dev": [
+            *CONNECT_CLIENT,
+            "impyla==0.24.0",  # a Python DB-API client of the Thrift JDBC server (`raksha sql-server`), in its test
             "pytest==9.0.3",
             "ruff==0.17.5",
             "mypy==2.4.1",  # make lint: the pure modules (pyproject.toml [tool.mypy])

@@ -131,6 +131,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sql", parents=[common], help="run one SQL statement against the catalog")
     p.add_argument("statement")
 
+    derby_note = (
+        "With the default Derby metastore the server holds the catalog while it runs (embedded Derby "
+        "allows one process): stop it before `raksha score` on the same catalog, or use "
+        "catalog.metastore: postgres. Ctrl-C or SIGTERM stops it."
+    )
+    p = sub.add_parser(
+        "sql-server",
+        parents=[common],
+        help="serve the catalog over JDBC/ODBC (Spark's Thrift server; beeline, impyla) on servers.sql.host",
+        description="Start Spark's Thrift JDBC/ODBC server over the raksha catalog and print its "
+        "jdbc:hive2:// URL when it is ready. No authentication: it binds to servers.sql.host "
+        f"(127.0.0.1). {derby_note}",
+    )
+    p.add_argument("--port", type=int, default=None, help="TCP port (default: servers.sql.port, 10000)")
+    p = sub.add_parser(
+        "connect-server",
+        parents=[common],
+        help="serve the catalog to SparkSession.builder.remote (Spark Connect) on 127.0.0.1, with a token",
+        description="Start the Spark Connect server over the raksha catalog on 127.0.0.1 and print its "
+        "sc:// URL when it is ready. Clients must give the token held in the environment variable "
+        f"servers.connect.token_env names ($RAKSHA_CONNECT_TOKEN); without it the server does not start. {derby_note}",
+    )
+    p.add_argument("--port", type=int, default=None, help="TCP port (default: servers.connect.port, 15002)")
+
     sub.add_parser(
         "submit",
         add_help=False,
@@ -384,6 +408,13 @@ def cmd_sql(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_server(cfg: Config, args: argparse.Namespace) -> int:
+    """``sql-server`` / ``connect-server``: run until Ctrl-C or SIGTERM (raksha.platform.servers)."""
+    from raksha.platform.servers import run_command
+
+    return run_command(cfg, "sql" if args.command == "sql-server" else "connect", args.port)
+
+
 def cmd_config(cfg: Config, args: argparse.Namespace) -> int:
     import yaml
 
@@ -409,6 +440,8 @@ COMMANDS = {
     "restore": cmd_restore,
     "vacuum": cmd_vacuum,
     "sql": cmd_sql,
+    "sql-server": cmd_server,
+    "connect-server": cmd_server,
     "config": cmd_config,
 }
 

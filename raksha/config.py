@@ -106,6 +106,25 @@ class _Catalog(_Section):
     postgres: _Postgres
 
 
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class _SqlServer(_Section):
+    host: Annotated[str, Field(min_length=1)]
+    port: Port
+
+
+class _ConnectServer(_Section):
+    port: Port
+    token_env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+
+
+class _Servers(_Section):
+    start_timeout_s: Annotated[float, Field(gt=0)]
+    sql: _SqlServer
+    connect: _ConnectServer
+
+
 class _Scoring(_Section):
     threads_per_worker: Positive
     runtime: Literal["onnx", "keras"]
@@ -180,6 +199,7 @@ class Settings(_Section):
     spark: _Spark
     models: _Models
     catalog: _Catalog
+    servers: _Servers
     scoring: _Scoring
     decision: _Decision
     publish: _Publish

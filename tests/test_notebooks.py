@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from pathlib import Path
 
@@ -10,6 +9,7 @@ import factories
 import notebook_reference as nb
 import pandas as pd
 import pytest
+from notebook_cells import execute
 
 from raksha import contract
 from raksha.features.sequences import encode_actions
@@ -17,21 +17,6 @@ from raksha.models import architectures, artifacts
 from raksha.scoring.scorers import BehaviorScorer
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
-
-
-def execute(path: Path, parameters: dict[str, object]) -> dict[str, object]:
-    """Run every code cell in order in one namespace; after the 'parameters' cell, apply ``parameters``."""
-    notebook = json.loads(path.read_text())
-    namespace: dict[str, object] = {"__name__": "__notebook__"}
-    for index, cell in enumerate(notebook["cells"]):
-        if cell["cell_type"] != "code":
-            continue
-        exec(compile("".join(cell["source"]), f"{path.name}[{index}]", "exec"), namespace)  # noqa: S102
-        if "parameters" in cell.get("metadata", {}).get("tags", []):
-            unknown = set(parameters) - set(namespace)
-            assert not unknown, f"not parameters of {path.name}: {unknown}"
-            namespace.update(parameters)
-    return namespace
 
 
 def test_training_notebook(spark, tmp_path):

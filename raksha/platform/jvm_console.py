@@ -47,8 +47,9 @@ def console_conf(conf: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def _pump(source: IO[bytes]) -> None:
-    """Copy the JVM's stderr to this process's (file descriptor 2, which the JVM would have had)."""
+def pump_stderr(source: IO[bytes]) -> None:
+    """Copy a JVM's stderr to this process's (file descriptor 2, which the JVM would have had), without
+    the lines of ``DROPPED`` (the local session's JVM; the servers of ``raksha.platform.servers``)."""
     for line in iter(source.readline, b""):
         if not line.decode("utf-8", "replace").startswith(DROPPED):
             os.write(2, line)
@@ -71,6 +72,6 @@ def launch_gateway(conf: Mapping[str, str]) -> None:
         if SparkContext._gateway is not None:
             return
         gateway = pyspark_launch(spark_conf, popen_kwargs={"stderr": subprocess.PIPE})
-        threading.Thread(target=_pump, args=(gateway.proc.stderr,), daemon=True).start()
+        threading.Thread(target=pump_stderr, args=(gateway.proc.stderr,), daemon=True).start()
         SparkContext._gateway = gateway
         SparkContext._jvm = gateway.jvm

@@ -61,6 +61,24 @@ def _add_to_running_driver(jar_paths: list[str]) -> None:
     log.debug("added %d jars to the running driver's class loader", len(jar_paths))
 
 
+def spark_conf(cfg: Config) -> dict[str, str]:
+    """Every Spark setting of a raksha session, from the configuration (the one place that turns it
+    into Spark settings): the Delta jars and catalog, ``spark.conf``, the Python workers' environment,
+    loopback for a local master, the Hive catalog with its warehouse and metastore. ``build_session``
+    gives them to the builder; ``raksha.platform.servers`` gives them to spark-submit (the JDBC and
+    Spark Connect servers). A later entry wins over an earlier one, as it would in the builder."""
+    conf = {"spark.jars": ",".join(jars.jar_paths()), **DELTA_CONF}
+    conf.update({key: _conf_value(value) for key, value in (cfg.get("spark.conf") or {}).items()})
+    conf.update({f"spark.executorEnv.{key}": value for key, value in WORKER_ENV.items()})
+    master = cfg.get("spark.master", None)
+    if master and str(master).startswith("local"):
+        # a laptop run listens on loopback only
+        conf.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
+    conf.update({"spark.sql.catalogImplementation": "hive", "spark.sql.warehouse.dir": cfg.path("warehouse")})
+    conf.update(metastore.spark_conf(cfg))
+    return conf
+
+
 def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
     """A SparkSession with the configured master, Spark settings and the raksha catalog."""
     # Without these the Python workers start the system python, which lacks our packages.
@@ -74,26 +92,14 @@ def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
     # Under spark-submit the JVM already has the master it was given: keep it.
     if master and "PYSPARK_GATEWAY_PORT" not in os.environ:
         builder = builder.master(master)
-    jar_paths = jars.jar_paths()
-    builder = builder.config("spark.jars", ",".join(jar_paths))
-    if "PYSPARK_GATEWAY_PORT" in os.environ:
-        _add_to_running_driver(jar_paths)
-    for key, value in DELTA_CONF.items():
-        builder = builder.config(key, value)
-    for key, value in (cfg.get("spark.conf") or {}).items():
-        builder = builder.config(key, _conf_value(value))
-    for key, value in WORKER_ENV.items():
-        builder = builder.config(f"spark.executorEnv.{key}", value)
     if master and str(master).startswith("local"):
-        # a laptop run listens on loopback only
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-        builder = builder.config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
+    conf = spark_conf(cfg)
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        _add_to_running_driver(jars.jar_paths())
     # Derby: its folder; PostgreSQL: the database and the Hive schema, once, before any session
     metastore.ensure_schema(cfg)
-    builder = builder.config("spark.sql.catalogImplementation", "hive").config(
-        "spark.sql.warehouse.dir", cfg.path("warehouse")
-    )
-    for key, value in metastore.spark_conf(cfg).items():
+    for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.enableHiveSupport().getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
