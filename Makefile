@@ -36,7 +36,7 @@ test: setup ## run the test suite
 cluster-test: setup ## only the cluster test: a standalone master and two workers on 127.0.0.1, raksha submit, output equal to local mode
 	$(BIN)/python -m pytest -q -m cluster tests
 
-bench: setup ## time the nightly job against its floor, the Spark-docs recipe and the notebooks (BENCH_ARGS=...)
+bench: setup ## time the nightly job against the bare floor, its pipeline floor, the Spark-docs recipe and the notebooks (BENCH_ARGS="--day both ...")
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 lint: setup ## ruff lint and format check, mypy on the pure modules (CI runs it)

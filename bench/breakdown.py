@@ -300,6 +300,7 @@ def breakdown(log: EventLog, intervals: list[tuple[float, float, str]], python_c
             by_phase[phase][row] += b - a
             driver_ms[phase] += b - a
     detail = []
+    cpu: dict[str, float] = defaultdict(float)  # row -> CPU ms: the task threads', and the Python workers'
     for i, stage in enumerate(stages):
         phase = phase_at(intervals, max(stage.submitted, start))
         parts = split_stage(stage, log, phase, python_cpu.get(stage.stage_id, 0.0))
@@ -310,6 +311,10 @@ def breakdown(log: EventLog, intervals: list[tuple[float, float, str]], python_c
         for row, part in parts.items():
             rows[row] += share * part / total
             by_phase[phase][row] += share * part / total
+        jvm_parts = {row: part for row, part in parts.items() if row != "score+reasons"}
+        for row, part in jvm_parts.items():
+            cpu[row] += stage.cpu_ms * part / (sum(jvm_parts.values()) or 1.0)
+        cpu["score+reasons"] += python_cpu.get(stage.stage_id, 0.0)
         detail.append(
             {
                 "stage": stage.stage_id,
@@ -329,8 +334,10 @@ def breakdown(log: EventLog, intervals: list[tuple[float, float, str]], python_c
             phase: {row: round(v / 1000, 3) for row, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v > 0}
             for phase, parts in by_phase.items()
         },
+        "cpu_s": {row: round(cpu.get(row, 0.0) / 1000, 3) for row in STAGES if cpu.get(row, 0.0) > 0},
         "driver_s": {phase: round(v / 1000, 3) for phase, v in driver_ms.items()},
         "python_cpu_s": round(python_cpu_s, 3),
+        "task_cpu_s": round(sum(s.cpu_ms for s in stages) / 1000, 3),
         "spark_stages": detail,
     }
 

@@ -100,6 +100,27 @@ def format_table(results: dict[str, dict[str, Any]], sessions: int) -> str:
     return "\n".join(lines)
 
 
+def format_outcomes(results: dict[str, dict[str, Any]]) -> str:
+    """What each Spark variant decided (and, for raksha, how many sessions carry reasons of each model)."""
+    lines = []
+    for name, r in results.items():
+        if "error" in r:
+            continue
+        if "decisions" in r:
+            decided = ", ".join(f"{k} {v:,}" for k, v in r["decisions"].items())
+            reasons = r.get("sessions_with_reasons") or {}
+            extra = (
+                f"; sessions with behaviour reasons {reasons.get('behavior', 0):,}, "
+                f"with sequence reasons {reasons.get('sequence', 0):,}"
+                if name == "raksha" and reasons
+                else ""
+            )
+            lines.append(f"  {name}: {decided}{extra}")
+        elif "rows_written" in r.get("counts", {}):
+            lines.append(f"  {name}: {r['counts']['rows_written']:,} rows written")
+    return "\n".join(["outcomes:", *lines]) if lines else ""
+
+
 def format_targets(rows: list[dict[str, Any]]) -> str:
     lines = ["targets:"]
     for t in rows:
@@ -173,6 +194,7 @@ def format_breakdown(results: dict[str, dict[str, Any]]) -> str:
     if compare:
         line += f"{runs['raksha']['breakdown']['wall_s'] - runs['bare']['breakdown']['wall_s']:>+12,.1f}"
     lines.append(line)
-    python = [runs[n]["breakdown"].get("python_cpu_s", 0.0) for n in names]
-    lines.append(f"{'(Python workers, CPU s)':<25}" + "".join(f"{v:>10,.1f}" if v else f"{'-':>10}" for v in python))
+    for label, key in (("(executor tasks, CPU s)", "task_cpu_s"), ("(Python workers, CPU s)", "python_cpu_s")):
+        values = [runs[n]["breakdown"].get(key, 0.0) for n in names]
+        lines.append(f"{label:<25}" + "".join(f"{v:>10,.1f}" if v else f"{'-':>10}" for v in values))
     return "\n".join(lines)

@@ -1,12 +1,17 @@
-"""``make bench``: how fast is the nightly job, against its floor, the Spark-docs recipe and the notebooks.
+"""``make bench``: how fast is the nightly job, against the bare floor, its pipeline floor, the Spark-docs
+recipe and the notebooks.
 
-A script, not a test. It generates one day of N sessions once (``raksha.synthetic.generate``),
-then times four variants of scoring that day, each in a fresh process (its own JVM, its own
-Python workers, its own output tables), with the same Spark settings (master ``local[2]``, the
-shipped models, ``conf/base.yaml`` with every ``paths.*`` under the work dir):
+A script, not a test. It writes one day of N sessions once per kind of day (``--day``): ``generated``
+(``raksha.synthetic.generate``, about 5% flagged) and ``stress`` (``stress_day``: uniformly random features
+and action sequences, every session flagged). Then it times the variants of processing that day, each in
+a fresh process (its own JVM, its own Python workers, its own output tables and event log), with the same
+Spark settings (master ``local[2]``, the shipped models, ``conf/base.yaml`` with every ``paths.*`` under the
+work dir):
 
+g. bare: plain Spark, no raksha pipeline: read both inputs, each session's ordered last-10 action
+   sequence, join, write one day of a Delta table (``bare``); the headline is raksha / bare;
 a. floor: ``raksha.pipeline.daily.run`` with both model-scoring steps replaced by constant columns
-   (read, validate, build sequences, decide, stage, audit, publish; no Python UDF at all);
+   (read, validate, build sequences, decide, stage, audit, publish; no Python UDF at all): a diagnostic;
 b. raksha: ``raksha.pipeline.daily.run`` unchanged;
 c. recipe: ``raksha.pipeline.daily.run`` scoring as the Spark docs show: ``pyspark.ml.functions.predict_batch_udf``
    with a ``make_predict_fn`` that loads the Keras model and calls ``model.predict`` (batch_size=100,
@@ -17,15 +22,18 @@ e. crossing (only when asked, ``--variants a,e,b``): raksha's pandas UDF with a 
    constants: the cost of crossing to Python and back, without the models;
 f. raksha-keras (only when asked): raksha with ``scoring.runtime: keras`` (TensorFlow in the workers).
 
-It prints one table (wall seconds, sessions/s, ratio to the floor, peak RSS of the driver JVM and
-of the largest Python worker, CPU seconds of the JVM and of the Python workers) and the issue's
-targets with pass/fail, and writes the same as JSON under ``bench/results/``. See ``bench/README.md``.
+Per day it prints a table (wall seconds, sessions/s, ratios to the bare floor and to the floor, peak RSS
+of the driver JVM and of the largest Python worker, CPU seconds of the JVM and of the Python workers), the
+stage breakdown of each Spark variant (``breakdown``: the wall seconds of read, validate, sequence, score,
+queue, audit, write, commit..., from Spark's event log) and the issues' targets with pass/fail, and
+writes the same as JSON under ``bench/results/``. See ``bench/README.md``.
 
 This file parses the options and runs the modes (compare, ``--scale``, ``--profile``); the rest is
-beside it: ``settings`` (the day, the master, the ``--set`` lines), ``synthetic_day`` (generating the
-day), ``launch`` (a variant in a child process) with ``sampler`` (its memory and CPU, from /proc),
-``spark_child`` and ``variants`` (a Spark variant in the child, and the stand-ins it patches in),
-``notebook`` (variant d in the child, with ``tests/notebook_reference.py``), ``report`` (tables, targets).
+beside it: ``settings`` (the day, the master, the ``--set`` lines), ``synthetic_day`` and ``stress_day``
+(writing the days), ``launch`` (a variant in a child process) with ``sampler`` (its memory and CPU, from
+/proc) and ``breakdown`` (its stages, from the event log), ``spark_child``, ``phases``, ``bare`` and
+``variants`` (a Spark variant in the child, its phase marks, the bare floor, and the stand-ins it patches
+in), ``notebook`` (variant d in the child, with ``tests/notebook_reference.py``), ``report`` (tables, targets).
 """
 
 from __future__ import annotations
@@ -44,7 +52,15 @@ from pathlib import Path
 from typing import Any
 
 from launch import run_variant
-from report import format_breakdown, format_scale, format_table, format_targets, headline, targets
+from report import (
+    format_breakdown,
+    format_outcomes,
+    format_scale,
+    format_table,
+    format_targets,
+    headline,
+    targets,
+)
 from sampler import read_proc
 from settings import (
     DAY,
@@ -111,6 +127,7 @@ def compare(args: argparse.Namespace, work: Path, logs: Path) -> int:
             f"{MASTER}, {os.cpu_count()} CPUs"
         )
         print(table)
+        print(format_outcomes(results))
         print()
         print(stages)
         print()
