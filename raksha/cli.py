@@ -166,13 +166,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("py4j", "tensorflow", "absl", "h5py"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    """Default: raksha's own progress (INFO, time and message) and other libraries' warnings.
+    ``--verbose``: everything at DEBUG with its level and logger (Spark's too: ``raksha.platform.jvm_console``)."""
+    if verbose:
+        logging.basicConfig(level=logging.DEBUG, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+        logging.getLogger("py4j").setLevel(logging.INFO)  # every gateway call otherwise
+    else:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+        logging.getLogger("raksha").setLevel(logging.INFO)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,7 +18,7 @@ import sys
 from pyspark.sql import SparkSession
 
 from raksha.config import Config
-from raksha.platform import jars, metastore
+from raksha.platform import jars, jvm_console, metastore
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,10 @@ def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
         _add_to_running_driver(jars.jar_paths())
     # Derby: its folder; PostgreSQL: the database and the Hive schema, once, before any session
     metastore.ensure_schema(cfg)
+    conf.update(jvm_console.console_conf(conf))
+    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+        launch = {**conf, "spark.app.name": app_name or cfg.get("spark.app_name")}
+        jvm_console.launch_gateway({**launch, **({"spark.master": str(master)} if master else {})})
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.enableHiveSupport().getOrCreate()
