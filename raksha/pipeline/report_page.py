@@ -147,7 +147,7 @@ def draw_trend(ax: Axes, doc: Mapping[str, Any]) -> None:
     ax.tick_params(axis="x", labelrotation=45, labelsize=7)
     lines = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
     ax.legend(lines, [str(h.get_label()) for h in lines], fontsize=7, loc="upper left", ncol=4)
-    ax.set_title(f"Last {len(trend)} scored dates (each date's latest run)")
+    ax.set_title(f"Last {len(trend)} scored date{'s' if len(trend) != 1 else ''} (each date's latest run)")
 
 
 def draw_drift(ax: Axes, doc: Mapping[str, Any]) -> None:
