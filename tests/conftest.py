@@ -11,7 +11,8 @@ from raksha.config import Config, load_config
 
 
 def test_config(root: Path, *sets: str) -> Config:
-    """A configuration whose every path lies under ``root`` and whose catalog database is new."""
+    """A configuration whose every path lies under ``root`` and whose catalog database is new (the nightly
+    report off unless ``sets`` turn it on)."""
     paths = {
         "sessions": root / "raw/sessions",
         "actions": root / "raw/action_log",
@@ -22,6 +23,8 @@ def test_config(root: Path, *sets: str) -> Config:
     }
     base_sets = [f"paths.{k}={v}" for k, v in paths.items()]
     base_sets.append(f"catalog.database=t_{uuid.uuid4().hex[:10]}")
+    # the nightly report costs seconds a run: on where a test asks (test_nightly_report; the command tests' processes)
+    base_sets.append("report.enabled=false")
     return load_config(sets=[*base_sets, *sets])
 
 

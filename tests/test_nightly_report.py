@@ -156,7 +156,7 @@ def _config(tmp_path: Path, raw: Path, *sets: str):
         f"paths.actions={raw / 'actions'}",
         f"paths.labels={raw / 'labels'}",
     ]
-    return config_under(tmp_path, *inputs, "review.capacity=20", *sets)
+    return config_under(tmp_path, *inputs, "review.capacity=20", "report.enabled=true", *sets)
 
 
 def _psi(doc: dict) -> dict[str, float]:
