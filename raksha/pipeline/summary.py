@@ -33,6 +33,10 @@ def print_run_summary(spark: SparkSession, cfg: Config, result) -> None:
     print("  tables (Delta; read them as Delta tables, e.g. with the deltalake package):")
     for table, name in result.tables.items():
         print(f"    {name:<28} {tables.table_location(cfg, table)}")
+    if result.report:
+        print(f"  report:  {result.report['html']} (and report.png, report.json beside it)")
+    for warning in result.warnings:
+        print(f"  warning: {warning}")
     print(f"  catalog: {cfg.path('metastore')} (database {cfg.get('catalog.database')})")
     print(f"  query:   raksha sql \"select decision, count(*) from {scored} where dt = '{day}' group by decision\"")
 
