@@ -35,12 +35,15 @@ def arrow_schema(schema: T.StructType) -> pa.Schema:
 
 
 def _write(frame: pd.DataFrame, schema: T.StructType, root: str, day: dt.date) -> None:
-    """Replace ``{root}/dt=day/`` with one Parquet file, swapping a finished folder in."""
+    write_table(pa.Table.from_pandas(frame, schema=arrow_schema(schema), preserve_index=False), root, day)
+
+
+def write_table(table: pa.Table, root: str | Path, day: dt.date) -> None:
+    """Replace ``{root}/dt=day/`` with ``table`` as one Parquet file, swapping a finished folder in."""
     folder = Path(root) / f"dt={day.isoformat()}"
     staging = Path(root) / f".dt={day.isoformat()}.{uuid.uuid4().hex[:8]}.tmp"  # hidden from readers
     staging.mkdir(parents=True)
     try:
-        table = pa.Table.from_pandas(frame, schema=arrow_schema(schema), preserve_index=False)
         pq.write_table(table, staging / "part-00000.parquet", coerce_timestamps="us")
         if folder.exists():
             shutil.rmtree(folder)
