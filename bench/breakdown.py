@@ -41,6 +41,7 @@ STAGES = (
     "audit",
     "write",
     "commit",
+    "catalog",
     "report",
     "driver",
 )
@@ -54,9 +55,13 @@ DRIVER_STAGE = {
     "write": "commit",  # the bare floor's write: its driver time is Delta's commit
     "report": "report",
     "run_log": "commit",
+    "catalog": "catalog",
 }
+# The call sites Spark names a table write's result stage after (``DataFrameWriterV2.overwrite``, ``.save`` ...):
+# a write stage even when it writes no file (an empty day).
+WRITE_STAGE_NAMES = ("overwrite at ", "append at ", "save at ", "saveAsTable at ", "insertInto at ")
 # Phases whose every Spark stage is one row, whatever it runs.
-WHOLE_PHASE = {"setup": "setup", "report": "report", "run_log": "commit"}
+WHOLE_PHASE = {"setup": "setup", "report": "report", "run_log": "commit", "catalog": "catalog"}
 
 
 @dataclass
@@ -212,8 +217,8 @@ def stage_label(stage: Stage, operators: list[tuple[Node, str]], phase: str) -> 
     kind = phase.split(":", 1)[0]
     if kind in WHOLE_PHASE:
         return WHOLE_PHASE[kind]
-    if stage.bytes_written > 0:
-        return "write"  # a stage writing files: a table's data files (Delta's own log is written by the driver)
+    if stage.bytes_written > 0 or stage.name.startswith(WRITE_STAGE_NAMES):
+        return "write"  # a stage writing a table's data files (Delta's own log is written by the driver)
     found = {operator_stage(n) for n, _ in operators} | {
         consumer_stage(n) for n, m in operators if n.name == "Exchange" and m == "shuffle write time"
     }

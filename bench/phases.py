@@ -22,6 +22,7 @@ PIPELINE_SEAMS = (
     ("raksha.pipeline.daily", "score_models", "score", "enter"),
     ("raksha.pipeline.daily", "quarantine_rows", "audit", "enter"),
     ("raksha.platform.tables", "publish_day", "publish:{table}", "span"),
+    ("raksha.platform.tables", "ensure_table", "catalog", "span"),  # inside each commit: the table's DDL
     ("raksha.pipeline.daily", "nightly_report", "report", "span"),
     ("raksha.pipeline.daily", "append_run_log", "run_log", "span"),
 )
