@@ -1,13 +1,15 @@
-"""The stress day: every session flagged, every reason computed.
+"""The stress day: every session flagged, its reasons computed.
 
 ``stress_day`` draws N sessions whose 30 features are uniformly random within the contract's ranges
 (``contract.feature_range``: [0, 1], time of day in [-1, 1]; binaries 0 or 1; no nulls), so the
 autoencoder finds every session anomalous, and whose action sequences are uniformly random over the
-LSTM notebook's eight actions (``STRESS_LENGTHS`` actions each), so many windows are risky and their
-occlusion reasons are computed, and few windows repeat (the scorer's memo helps little). Sessions and
-action log are written as the contract says (DESIGN.md section 3, ``raksha.contract``): one Parquet
-file per dataset under ``{root}/dt=YYYY-MM-DD/``, typed by ``raksha.synthetic.write.arrow_schema``
-(timestamps UTC, microseconds). No labels: nothing here is an attack or normal, it is load.
+LSTM notebook's eight actions (``STRESS_LENGTHS`` actions each): about a third of the sessions have a
+window risky enough (0.5) for its occlusion reasons to be computed, and few windows repeat (the scorer's
+memo helps little). Sessions and
+action log are written as the contract says (DESIGN.md section 3, ``raksha.contract``) by raksha's own
+writer (``raksha.synthetic.write.write_table``): one Parquet file per dataset under ``{root}/dt=YYYY-MM-DD/``,
+typed by ``raksha.synthetic.write.arrow_schema`` (timestamps UTC, microseconds). No labels: nothing here
+is an attack or normal, it is load.
 
 Pure numpy and pyarrow, deterministic for (day, sessions, seed); about 10 s for 1M sessions.
 """
@@ -15,9 +17,6 @@ Pure numpy and pyarrow, deterministic for (day, sessions, seed); about 10 s for 
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import uuid
-from pathlib import Path
 
 import numpy as np
 
@@ -85,25 +84,11 @@ def stress_frames(day: dt.date, sessions: int, seed: int = STRESS_SEED):
     return session_table, action_table
 
 
-def write_table(table, root: str | Path, day: dt.date) -> None:
-    """Replace ``{root}/dt=day/`` with one Parquet file (a finished folder swapped in), as ``raksha generate`` does."""
-    import pyarrow.parquet as pq
-
-    folder = Path(root) / f"dt={day.isoformat()}"
-    staging = Path(root) / f".dt={day.isoformat()}.{uuid.uuid4().hex[:8]}.tmp"
-    staging.mkdir(parents=True)
-    try:
-        pq.write_table(table, staging / "part-00000.parquet", coerce_timestamps="us")
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
-
-
 def write_stress_day(day: dt.date, sessions: int, sessions_root: str, actions_root: str) -> dict[str, int]:
-    """Write the stress day's sessions and action log; their row counts."""
+    """Write the stress day's sessions and action log (``raksha.synthetic.write.write_table``, as ``raksha
+    generate`` writes a day: one Parquet file, a finished folder swapped in); their row counts."""
+    from raksha.synthetic.write import write_table
+
     session_table, action_table = stress_frames(day, sessions)
     write_table(session_table, sessions_root, day)
     write_table(action_table, actions_root, day)
