@@ -262,15 +262,35 @@ def split_stage(stage: Stage, log: EventLog, phase: str, python_cpu_ms: float) -
 
 
 # ------------------------------------------------------------------------------------------- timeline
-def phase_at(intervals: list[tuple[float, float, str]], t: float) -> str:
-    for start, end, phase in intervals:
-        if start <= t < end:
-            return phase
-    return intervals[-1][2] if intervals else "driver"
+Interval = tuple[Any, ...]  # (start epoch ms, end epoch ms, phase[, monotonic ms between them])
 
 
-def breakdown(log: EventLog, intervals: list[tuple[float, float, str]], python_cpu_s: float = 0.0) -> dict[str, Any]:
-    """Seconds of the run's wall time per row of ``STAGES``, per phase, and per Spark stage."""
+def phase_at(intervals: list[Interval], t: float) -> str:
+    return _interval_at(intervals, t)[2]
+
+
+def _interval_at(intervals: list[Interval], t: float) -> Interval:
+    for interval in intervals:
+        if interval[0] <= t < interval[1]:
+            return interval
+    return intervals[-1] if intervals else (t, t, "driver")
+
+
+def _scale(interval: Interval) -> float:
+    """Monotonic over epoch length of a phase: below 1 when the epoch clock was stepped (a paused VM)."""
+    start, end = interval[0], interval[1]
+    if len(interval) < 4 or end <= start:
+        return 1.0
+    return max(float(interval[3]), 0.0) / (end - start)
+
+
+def breakdown(log: EventLog, intervals: list[Interval], python_cpu_s: float = 0.0) -> dict[str, Any]:
+    """Seconds of the run's wall time per row of ``STAGES``, per phase, and per Spark stage.
+
+    The event log's times are epoch times; each phase's pieces are scaled to the phase's monotonic length
+    (the bench's clock), so the rows add up to the run's monotonic wall time even when the epoch clock
+    was stepped during the run (``epoch_clock_ahead_s`` says by how much).
+    """
     if not intervals:
         return {"error": "no phase marks"}
     start, end = intervals[0][0], intervals[-1][1]
@@ -283,7 +303,7 @@ def breakdown(log: EventLog, intervals: list[tuple[float, float, str]], python_c
 
     cuts = sorted(
         {start, end}
-        | {t for a, b, _ in intervals for t in (a, b)}
+        | {t for interval in intervals for t in interval[:2]}
         | {min(max(t, start), end) for s in stages for t in (s.submitted, s.completed)}
     )
     wall_share: dict[int, float] = defaultdict(float)  # index in stages -> ms of wall time
@@ -295,15 +315,16 @@ def breakdown(log: EventLog, intervals: list[tuple[float, float, str]], python_c
             continue
         middle = (a + b) / 2
         running = [i for i, s in enumerate(stages) if s.submitted <= middle < s.completed]
-        phase = phase_at(intervals, middle)
+        interval = _interval_at(intervals, middle)
+        phase, piece = interval[2], (b - a) * _scale(interval)
         if running:
             for i in running:
-                wall_share[i] += (b - a) / len(running)
+                wall_share[i] += piece / len(running)
         else:
             row = DRIVER_STAGE.get(phase.split(":", 1)[0], "driver")
-            rows[row] += b - a
-            by_phase[phase][row] += b - a
-            driver_ms[phase] += b - a
+            rows[row] += piece
+            by_phase[phase][row] += piece
+            driver_ms[phase] += piece
     detail = []
     cpu: dict[str, float] = defaultdict(float)  # row -> CPU ms: the task threads', and the Python workers'
     for i, stage in enumerate(stages):
@@ -332,8 +353,10 @@ def breakdown(log: EventLog, intervals: list[tuple[float, float, str]], python_c
                 "parts_s": {k: round(v / 1000, 3) for k, v in parts.items()} if total != 1.0 else {},
             }
         )
+    wall = sum((i[1] - i[0]) * _scale(i) for i in intervals)
     return {
-        "wall_s": round((end - start) / 1000, 3),
+        "wall_s": round(wall / 1000, 3),
+        "epoch_clock_ahead_s": round((end - start - wall) / 1000, 3),
         "stages_s": {row: round(rows.get(row, 0.0) / 1000, 3) for row in STAGES if rows.get(row, 0.0) > 0},
         "phases_s": {
             phase: {row: round(v / 1000, 3) for row, v in sorted(parts.items(), key=lambda kv: -kv[1]) if v > 0}
@@ -347,8 +370,6 @@ def breakdown(log: EventLog, intervals: list[tuple[float, float, str]], python_c
     }
 
 
-def breakdown_from_event_log(
-    folder: Path, intervals: list[tuple[float, float, str]], python_cpu_s: float = 0.0
-) -> dict[str, Any]:
+def breakdown_from_event_log(folder: Path, intervals: list[Interval], python_cpu_s: float = 0.0) -> dict[str, Any]:
     """``breakdown`` of the event log under ``folder``."""
     return breakdown(load(folder), [tuple(i) for i in intervals], python_cpu_s)

@@ -1,4 +1,4 @@
-"""When the driver enters each phase of the job: epoch-millisecond marks the breakdown lays Spark's jobs on.
+"""When the driver enters each phase of the job: the marks the breakdown lays Spark's stages on.
 
 The pipeline's code is not changed: in the child process only, a few module attributes that
 ``raksha.pipeline.daily`` looks up when it runs are wrapped so that calling them records a mark
@@ -28,28 +28,34 @@ PIPELINE_SEAMS = (
 )
 
 
-def now_ms() -> float:
-    return time.time() * 1000.0
+def now_ms() -> tuple[float, float]:
+    """(epoch ms, monotonic ms): the event log's clock, and the one the bench times with."""
+    return time.time() * 1000.0, time.monotonic() * 1000.0
 
 
 class PhaseClock:
-    """Marks (epoch ms, phase) in call order; ``marks[0]`` starts the run, ``end()`` closes it."""
+    """Marks (epoch ms, monotonic ms, phase) in call order; ``marks[0]`` starts the run, ``end()`` closes it.
+
+    Both clocks, because Spark's event log is in epoch time and the bench times with the monotonic
+    clock: when the virtual machine is paused, the epoch clock is stepped forward on resume and the
+    monotonic one is not, and the breakdown scales each phase back to its monotonic length.
+    """
 
     def __init__(self) -> None:
-        self.marks: list[tuple[float, str]] = []
+        self.marks: list[tuple[float, float, str]] = []
         self.seams_found: list[str] = []
         self.seams_missing: list[str] = []
 
     @property
     def current(self) -> str | None:
-        return self.marks[-1][1] if self.marks else None
+        return self.marks[-1][2] if self.marks else None
 
     def mark(self, phase: str) -> None:
         if phase != self.current:
-            self.marks.append((now_ms(), phase))
+            self.marks.append((*now_ms(), phase))
 
     def end(self) -> None:
-        self.marks.append((now_ms(), "end"))
+        self.marks.append((*now_ms(), "end"))
 
     def instrument(self, seams: tuple[tuple[str, str, str, str], ...] = PIPELINE_SEAMS) -> None:
         """Wrap each seam's module attribute (in this process) so that calling it records its phase."""
@@ -77,6 +83,10 @@ class PhaseClock:
 
         return wrapper
 
-    def intervals(self) -> list[tuple[float, float, str]]:
-        """(start ms, end ms, phase) for each mark up to ``end``."""
-        return [(t, self.marks[i + 1][0], p) for i, (t, p) in enumerate(self.marks[:-1]) if p != "end"]
+    def intervals(self) -> list[tuple[float, float, str, float]]:
+        """(start epoch ms, end epoch ms, phase, monotonic ms between them) for each mark up to ``end``."""
+        return [
+            (t, self.marks[i + 1][0], p, self.marks[i + 1][1] - m)
+            for i, (t, m, p) in enumerate(self.marks[:-1])
+            if p != "end"
+        ]

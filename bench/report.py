@@ -197,4 +197,11 @@ def format_breakdown(results: dict[str, dict[str, Any]]) -> str:
     for label, key in (("(executor tasks, CPU s)", "task_cpu_s"), ("(Python workers, CPU s)", "python_cpu_s")):
         values = [runs[n]["breakdown"].get(key, 0.0) for n in names]
         lines.append(f"{label:<25}" + "".join(f"{v:>10,.1f}" if v else f"{'-':>10}" for v in values))
+    for name in names:
+        ahead = runs[name]["breakdown"].get("epoch_clock_ahead_s") or 0.0
+        if abs(ahead) >= 1.0:
+            lines.append(
+                f"({name}: the system clock ran {ahead:+,.1f} s ahead of the monotonic clock during the run (a "
+                "paused virtual machine); its rows are scaled back to monotonic seconds phase by phase)"
+            )
     return "\n".join(lines)
