@@ -41,16 +41,32 @@ def test_queue_groups_a_users_sessions_into_one_case_and_respects_capacity(spark
 
 
 def _expected_cases(rows, capacity):
-    """The queue's cases as the contract ranks them, in plain Python: (case_rank, key, sessions, case risk)."""
+    """The queue's cases as the contract ranks them, in plain Python: (case_rank, key, sessions, case risk).
+
+    A case's sessions are its flagged sessions scored at least the queue's cut (its last case's risk)."""
     risk: dict[str, float] = {}
-    sessions: dict[str, int] = {}
+    scores: dict[str, list[float]] = {}
     for sid, uid, dec, score in rows:
         if dec in contract.FLAGGED_DECISIONS:
             key = uid if uid is not None else f"session:{sid}"
             risk[key] = max(risk.get(key, score), score)
-            sessions[key] = sessions.get(key, 0) + 1
+            scores.setdefault(key, []).append(score)
     ranked = sorted(risk, key=lambda k: (-risk[k], k))[:capacity]
-    return [(rank, key, sessions[key], risk[key]) for rank, key in enumerate(ranked, start=1)]
+    cut = min((risk[k] for k in ranked), default=None)
+    return [
+        (rank, key, sum(s >= cut for s in scores[key]), risk[key]) for rank, key in enumerate(ranked, start=1)
+    ]
+
+
+def test_a_queued_case_holds_only_its_sessions_that_rank_with_the_queue(spark):
+    # u1's first session is the day's worst, its others are mild: below the last queued case's score
+    rows = [("s1-0", "u1", "BLOCK", 95.0), ("s1-1", "u1", "REVIEW", 40.0), ("s1-2", "u1", "REVIEW", 71.0)]
+    rows += [(f"s{u}-0", f"u{u}", "REVIEW", 80.0 - u) for u in range(2, 6)]  # u2..u5: 78 .. 75
+    rows += [("s9-0", "u9", "REVIEW", 60.0)]  # a case beyond the capacity
+    queue = review.review_queue(_scored(spark, rows), DAY, capacity=4, audit_rate=0.0, run_id="r").toPandas()
+    assert sorted(queue["session_id"]) == ["s1-0", "s2-0", "s3-0", "s4-0"]  # cut 76: u1's 40 and 71 stay out
+    assert queue.set_index("session_id").loc["s1-0", "case_sessions"] == 1
+    assert review.overflow_cases(_scored(spark, rows), 4) == 2
 
 
 def test_ties_and_the_capacity_cut_hold_on_a_multi_partition_input(spark):

@@ -3,7 +3,10 @@
 REVIEW and BLOCK sessions are grouped into cases, one per user (a session without a user is
 a case of its own), ranked by the case's highest risk_score (ties: the key, so the order never
 depends on the run), and capped at ``review.capacity`` cases; what does not fit is counted as
-overflow in run_log and stays in scored_sessions. Then ``review.audit_rate`` of the ALLOW
+overflow in run_log and stays in scored_sessions. A queued case holds its sessions that rank
+with the queue: those scored at least the queue's cut (the highest risk_score of its last case),
+so what an analyst opens is what the score ranked, not every flagged session of a queued user
+(their other flagged sessions stay in scored_sessions). Then ``review.audit_rate`` of the ALLOW
 sessions are added with ``audit = true``: an unbiased sample for measuring what the models
 miss, chosen by a hash of the date and session_id, so a rerun picks the same sessions.
 
@@ -37,7 +40,8 @@ def case_key() -> Column:
 
 def top_cases(cases: DataFrame, capacity: int) -> DataFrame:
     """The first ``capacity`` of ``cases`` (case_key, case_risk, case_sessions) by case_risk descending,
-    ties by case_key, as (case_key, case_sessions, case_rank 1..capacity).
+    ties by case_key, as (case_key, case_risk, case_sessions, case_rank 1..capacity, queue_cut: the last
+    case's case_risk).
 
     The ordered limit is the top-K; its at most ``capacity`` rows are then gathered into one array,
     sorted in the same order and numbered by position (no window: Spark would plan one without
@@ -50,26 +54,43 @@ def top_cases(cases: DataFrame, capacity: int) -> DataFrame:
         (~F.isnan("case_risk")).alias("not_nan"),
         (-F.col("case_risk")).alias("minus_risk"),
         F.col("case_key").alias("case_key"),
+        F.col("case_risk").alias("case_risk"),
         F.col("case_sessions").alias("case_sessions"),
     )
-    numbered = top.agg(F.array_sort(F.collect_list(order)).alias("cases")).select(F.posexplode("cases"))
+    ranked = top.agg(F.array_sort(F.collect_list(order)).alias("cases"))
+    numbered = ranked.select(F.posexplode("cases"), F.try_element_at("cases", F.lit(-1))["case_risk"].alias("queue_cut"))
     return numbered.select(
         F.col("col.case_key").alias("case_key"),
+        F.col("col.case_risk").alias("case_risk"),
         F.col("col.case_sessions").alias("case_sessions"),
         (F.col("pos") + 1).cast("int").alias("case_rank"),
+        "queue_cut",
     )
 
 
-def review_queue(scored: DataFrame, day: dt.date, capacity: int, audit_rate: float, run_id: str) -> DataFrame:
+def queued_sessions(scored: DataFrame, capacity: int) -> DataFrame:
+    """The flagged sessions of the top ``capacity`` cases that rank with the queue (risk_score at least
+    the last queued case's), with case_key, case_rank, case_sessions (the case's sessions in the
+    queue) and rank_in_case."""
     flagged = scored.filter(F.col("decision").isin(*FLAGGED)).withColumn("case_key", case_key())
     cases = flagged.groupBy("case_key").agg(
         F.max("risk_score").alias("case_risk"), F.count("*").cast("int").alias("case_sessions")
     )
-    top = top_cases(cases, capacity)
+    top = top_cases(cases, capacity).drop("case_sessions")
     within = Window.partitionBy("case_key").orderBy(F.col("risk_score").desc(), F.col("session_id").asc())
-    queued = (
+    whole_case = Window.partitionBy("case_key")
+    return (
         flagged.join(top, on="case_key", how="inner")
+        .where(F.col("risk_score") >= F.col("queue_cut"))
         .withColumn("rank_in_case", F.row_number().over(within).cast("int"))
+        .withColumn("case_sessions", F.count("*").over(whole_case).cast("int"))
+        .drop("queue_cut", "case_risk")
+    )
+
+
+def review_queue(scored: DataFrame, day: dt.date, capacity: int, audit_rate: float, run_id: str) -> DataFrame:
+    queued = (
+        queued_sessions(scored, capacity)
         .withColumn("case_id", F.format_string("%s-%05d", F.lit(day.isoformat()), F.col("case_rank")))
         .withColumn("audit", F.lit(False))
     )
