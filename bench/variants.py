@@ -196,6 +196,7 @@ def recipe_scorers(models_root: str) -> tuple[Callable[..., Any], Callable[..., 
                     "ae_threshold": F.lit(threshold),
                     "ae_is_anomaly": (F.col("ae_error") > F.lit(threshold)).cast("int"),
                     "ae_risk_percent": F.least(F.lit(100.0), F.col("ae_error") / F.lit(threshold) * F.lit(100.0)),
+                    "ae_std_error": F.lit(None).cast("double"),
                     "ae_surprise": F.lit(-math.log10(0.05)) * F.greatest(F.col("ae_error"), F.lit(0.0)) / threshold,
                     "ae_reasons": F.array().cast(reason_array),
                 }

@@ -156,6 +156,7 @@ SCORED_SESSIONS_SCHEMA = T.StructType(
         T.StructField("ae_threshold", T.DoubleType(), False),
         T.StructField("ae_is_anomaly", T.IntegerType(), False),
         T.StructField("ae_risk_percent", T.DoubleType(), False),
+        T.StructField("ae_std_error", T.DoubleType(), True),
         T.StructField("seq_risk", T.DoubleType(), False),
         T.StructField("seq_is_block", T.IntegerType(), False),
         T.StructField("seq_risk_max", T.DoubleType(), False),

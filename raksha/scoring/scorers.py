@@ -16,7 +16,16 @@ import numpy as np
 import pandas as pd
 
 from raksha import contract
-from raksha.features.behavior import Scaler, ae_outputs, ae_reasons, feature_matrix, model_input, reconstruction_error
+from raksha.features.behavior import (
+    FeatureErrors,
+    Scaler,
+    ae_outputs,
+    ae_reasons,
+    feature_errors,
+    feature_matrix,
+    model_input,
+    reconstruction_error,
+)
 from raksha.features.sequences import MAX_WINDOWS_PER_SESSION, pad_tokens
 from raksha.models import runtimes
 from raksha.models.artifacts import ModelVersion
@@ -26,6 +35,9 @@ log = logging.getLogger(__name__)
 
 # Sequence reasons (occlusion) are computed for windows at least this risky.
 SEQ_REASON_MIN_RISK = 0.5
+# Behavioural reasons (occlusion) are computed for sessions at least this surprising: ae_surprise 1, a
+# tail probability of 10% (on a normal day, about one session in ten pays for its 23 variants).
+AE_REASON_MIN_SURPRISE = 1.0
 TOP_REASONS = 3
 # Scored windows a worker remembers (about 100 bytes each, so at most ~100 MB); a day of a million
 # sessions holds about 240,000 distinct windows. Past the limit, new windows are scored per batch.
@@ -102,14 +114,27 @@ def session_groups(windows: np.ndarray, limit: int) -> list[slice]:
     return groups
 
 
-def _reference(version: ModelVersion) -> list[float] | None:
-    reference = version.manifest.get("reference") or {}
+def _reference(version: ModelVersion, key: str = "reference") -> list[float] | None:
+    reference = version.manifest.get(key) or {}
     quantiles = reference.get("quantiles")
     return list(quantiles) if quantiles else None
 
 
 class BehaviorScorer:
-    """The autoencoder, its scaler, its threshold and its reference distribution."""
+    """The autoencoder, its scaler, its threshold, and how unusual an error is for it.
+
+    ``ae_error`` and the notebook's columns are the notebook's. Besides them, ``ae_std_error``: each of
+    the 23 behavioural features' squared error divided by its mean on the version's held-out rows,
+    averaged (``features.behavior.FeatureErrors``), computed with the day-of-week one-hots held at
+    their training frequencies, so a weekday missing from training (or any weekday) neither adds to
+    it nor moves the other features' reconstructions. ``ae_surprise`` (what risk_score combines) is
+    the tail of ``ae_std_error`` against its held-out quantiles (``std_reference``).
+
+    A version without held-out per-feature errors (imported from the notebooks, or trained before
+    they were stored) has no ``ae_std_error`` (null); its ``ae_surprise`` stays the tail of ``ae_error``
+    (its held-out ``reference``, else the notebook threshold's parametric tail), and its reasons weigh
+    every behavioural feature's squared error alike.
+    """
 
     def __init__(self, version: ModelVersion, runtime: str = runtimes.DEFAULT, threads: int = 1) -> None:
         what = f"{version.name}/{version.version}"
@@ -119,26 +144,42 @@ class BehaviorScorer:
         # the scale of the parametric tail (no reference): a calibrated legacy version keeps its original
         self.fallback_threshold = float(version.manifest.get("fallback_threshold") or self.threshold)
         self.reference = _reference(version)
+        self.feature_errors = FeatureErrors.from_json(version.manifest.get("feature_errors"))
+        self.std_reference = _reference(version, "std_reference") if self.standardised else None
         self.forward = runtimes.load(version.files["model.keras"], what, len(contract.FEATURES), runtime, threads)
+
+    @property
+    def standardised(self) -> bool:
+        """Whether the version holds its held-out per-feature errors (and so an ``ae_std_error``)."""
+        return self.feature_errors.heldout_mean is not None
 
     def reconstruct(self, x: np.ndarray) -> np.ndarray:
         return self.forward(x)
 
-    def surprise(self, ae_error: np.ndarray) -> np.ndarray:
+    def surprise(self, ae_error: np.ndarray, ae_std_error: np.ndarray | None = None) -> np.ndarray:
+        if ae_std_error is not None and self.std_reference is not None:
+            return calibration.surprise(ae_std_error, self.std_reference)
         if self.reference is None:
             return calibration.fallback_surprise(ae_error, "ae", self.fallback_threshold)
         return calibration.surprise(ae_error, self.reference)
 
     def score(self, features: pd.DataFrame, with_reasons: bool = True) -> pd.DataFrame:
-        """ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent, ae_surprise (and the flat columns of the
-        top reasons, ``features.ae_reasons``)."""
+        """ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent, ae_std_error, ae_surprise (and the flat
+        columns of the top reasons, ``features.behavior.ae_reasons``, for sessions whose ae_surprise is at
+        least ``AE_REASON_MIN_SURPRISE``)."""
         observed = feature_matrix(features)
         x = model_input(observed, self.scaler)
-        reconstructed = self.reconstruct(x)
-        out = ae_outputs(reconstruction_error(x, reconstructed), self.threshold)
-        out["ae_surprise"] = self.surprise(out["ae_error"].to_numpy())
+        out = ae_outputs(reconstruction_error(x, self.reconstruct(x)), self.threshold)
+        neutral = self.feature_errors.neutral_days(x)
+        std_error = self.feature_errors.standardised(feature_errors(neutral, self.reconstruct(neutral)))
+        out["ae_std_error"] = std_error if self.standardised else np.full(len(x), np.nan)
+        out["ae_surprise"] = self.surprise(out["ae_error"].to_numpy(), std_error if self.standardised else None)
         if with_reasons:
-            out = pd.concat([out, ae_reasons(observed, x, reconstructed, self.scaler, TOP_REASONS)], axis=1)
+            needed = out["ae_surprise"].to_numpy() >= AE_REASON_MIN_SURPRISE
+            reasons = ae_reasons(
+                observed, neutral, std_error, needed, self.feature_errors, self.scaler, self.reconstruct, TOP_REASONS
+            )
+            out = pd.concat([out, reasons], axis=1)
         return out
 
 

@@ -41,6 +41,7 @@ AE_RESULT = T.StructType(
         T.StructField("ae_threshold", T.DoubleType()),
         T.StructField("ae_is_anomaly", T.IntegerType()),
         T.StructField("ae_risk_percent", T.DoubleType()),
+        T.StructField("ae_std_error", T.DoubleType()),
         T.StructField("ae_surprise", T.DoubleType()),
         # the top reasons as flat columns (features.ae_reasons), nested into ae_reasons in Spark SQL:
         # handing Spark an array of structs from pandas would convert it row by row in Python
@@ -160,7 +161,9 @@ def score_models(
     ``SEQ_COLUMNS``), from one UDF.
 
     ae_error, ae_threshold, ae_is_anomaly, ae_risk_percent: the autoencoder notebook's score;
-    ae_surprise its tail calibration; ae_reasons the features that drove the error.
+    ae_std_error: the error standardised per feature against the version's held-out errors, without the
+    day-of-week one-hots (null for a version without them); ae_surprise its tail calibration (of ae_error
+    for such a version); ae_reasons the features that, set to their expected values, lower it most.
     seq_risk, seq_is_block: the LSTM notebook's score of the last 10 actions (blocking above the
     version's ``block_threshold``). seq_risk_max, seq_risk_max_at (the action at which it peaked),
     seq_surprise: the riskiest window of up to 10 actions, so an attack in the middle of a long

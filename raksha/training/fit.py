@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 
 from raksha import contract
-from raksha.features.behavior import Scaler, behavior_matrix, reconstruction_error
+from raksha.features.behavior import FeatureErrors, Scaler, behavior_matrix, feature_errors, reconstruction_error
 from raksha.features.sequences import pad_tokens
 from raksha.models import artifacts
 from raksha.models.artifacts import ModelVersion
@@ -76,6 +76,28 @@ class TrainedModel:
 
 def _quantiles(values: np.ndarray) -> list[float]:
     return [float(v) for v in np.quantile(values, np.linspace(0.0, 1.0, REFERENCE_POINTS))]
+
+
+def standardised_error_fields(
+    x_train: np.ndarray, x_test: np.ndarray, predict: Callable[[np.ndarray], np.ndarray]
+) -> dict[str, Any]:
+    """The manifest fields that standardise the error (``features.behavior.FeatureErrors``): each
+    feature's mean squared error on the held-out rows ``x_test`` (their day-of-week one-hots held at the
+    training rows' frequencies, as the scorer holds them) and the quantiles of the resulting
+    ``ae_std_error`` on those rows (``std_reference``, what ``ae_surprise`` is calibrated against)."""
+    expected = FeatureErrors.training_expected(x_train)
+    neutral = FeatureErrors(None, expected).neutral_days(x_test)
+    squared = feature_errors(neutral, predict(neutral))
+    stats = FeatureErrors(squared.mean(axis=0), expected)
+    std_errors = stats.standardised(squared)
+    return {
+        "feature_errors": stats.to_json(),
+        "std_reference": {"kind": "heldout_ae_std_error", "quantiles": _quantiles(std_errors)},
+        "std_error_metrics": {
+            "heldout_std_error_mean": float(std_errors.mean()),
+            **{f"heldout_std_error_p{p}": float(np.percentile(std_errors, p)) for p in (50, 90, 95, 99)},
+        },
+    }
 
 
 def _check_features(sessions: pd.DataFrame) -> None:
@@ -137,6 +159,7 @@ def fit_autoencoder(sessions: pd.DataFrame, params: AutoencoderParams = Autoenco
             "metrics": metrics,
             "reference": {"kind": "heldout_reconstruction_error", "quantiles": _quantiles(errors)},
             "drift_reference": drift.training_reference(sessions[list(contract.FEATURES)], {"ae_error": errors}),
+            **standardised_error_fields(x_train, x_test, lambda rows: model.predict(rows, verbose=0)),
             "params": asdict(params),
         },
     )
