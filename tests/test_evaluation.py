@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import importlib.util
 import json
+import math
 from pathlib import Path
 
 import conftest
@@ -16,7 +17,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from raksha import cli, contract, synthetic
-from raksha.evaluation import aggregates
+from raksha.evaluation import aggregates, metrics, queues
 from raksha.evaluation.metrics import (
     attack_kinds,
     frame_metrics,
@@ -36,7 +37,7 @@ from raksha.pipeline.daily import run
 REPO = Path(__file__).resolve().parent.parent
 DAY = dt.date(2026, 3, 2)
 DAY2 = DAY + dt.timedelta(days=1)
-SCORES = ("ae_error", "seq_risk_max", "risk_score", "isolation_forest")
+SCORES = ("ae_error", "seq_risk_max", "risk_score", "isolation_forest")  # every scored session has these
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +62,7 @@ def _truth(cfg, days) -> pd.DataFrame:
     for day in days:
         scored = factories.read_table_day(cfg, "scored_sessions", day)
         labels = pd.read_parquet(Path(cfg.path("labels")) / f"dt={day}")
-        frames.append(scored.merge(labels, on="session_id", how="inner"))
+        frames.append(scored.merge(labels.drop(columns=["user_id"]), on="session_id", how="inner").assign(dt=str(day)))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -93,7 +94,7 @@ def test_evaluate_command_against_the_generated_labels(spark, scored, tmp_path, 
     printed = capsys.readouterr()
     assert code == 0, printed.err
     report = json.loads(out.read_text())
-    assert "ROC-AUC" in printed.out and "baseline: IsolationForest" in printed.out and str(out) in printed.out
+    assert "ROC-AUC" in printed.out and "IsolationForest baseline" in printed.out and str(out) in printed.out
 
     truth = _truth(scored, (DAY, DAY2))
     assert report["sessions"]["evaluated"] == len(truth) == 6000
@@ -134,6 +135,40 @@ def test_evaluate_command_against_the_generated_labels(spark, scored, tmp_path, 
     assert report["at_capacity"]["sessions"] == summary["queued"] > 0
     assert report["at_capacity"]["precision"] == pytest.approx(summary["precision"])
     assert report["at_capacity"]["cases_per_day"] == {str(DAY): 30, str(DAY2): 30}
+
+    # each score's queues, per session and per case, as pandas builds them from the files
+    truth["kind"] = truth["attack_kind"].fillna("normal")
+    for name in ("ae_error", "isolation_forest", "seq_risk_max", "risk_score"):
+        for share in (0.01, 0.03):
+            numbers = report["queues"]["scores"][name][f"{share:g}"]
+            assert numbers["cases_per_day"] == {str(DAY): math.ceil(share * 3000), str(DAY2): math.ceil(share * 3000)}
+            for way in ("per_session", "per_case"):
+                _assert_queue(numbers[way], _queue_outside(truth, name, share, way))
+    # a score the table has no column for (or null everywhere) is reported not available, not a failure
+    columns = set(factories.read_table_day(scored, "scored_sessions", DAY).columns)
+    for name in metrics.OPTIONAL_SCORES:
+        entry = report["scores"][name]
+        if name not in columns:
+            assert entry == {
+                "available": False,
+                "sessions": 0,
+                "why": "not in scored_sessions",
+                "roc_auc": None,
+                "pr_auc": None,
+            }
+        if not entry["available"]:
+            assert report["queues"]["scores"][name] is None and f"({name})" in printed.out
+    # benign oddities: normal sessions flagged, by oddity, as counted from the files
+    normal = truth[truth["is_attack"] == 0]
+    oddities = {row["oddity"]: row for row in report["benign_oddities"]["rows"]}
+    assert set(oddities) == {"none", "new_device", "travel", "low_battery_night", "missing_sensors"}
+    base = normal["benign_oddity"].isna()
+    for oddity, row in oddities.items():
+        group = normal[base] if oddity == "none" else normal[normal["benign_oddity"] == oddity]
+        assert row["sessions"] == len(group) > 0 and row["flagged"] == int(flagged[group.index].sum())
+        expected = (row["flagged"] / row["sessions"]) / (oddities["none"]["flagged"] / oddities["none"]["sessions"])
+        assert row["flagged_ratio"] == pytest.approx(expected)
+    assert "benign oddities" in printed.out and "queues of 1% and 3%" in printed.out
 
 
 def _load_job():
@@ -213,10 +248,14 @@ def test_metrics_on_a_small_frame():
     kinds = attack_kinds(counts)
     assert kinds == ["account_takeover", "bot"]
     good = partitioned_ranking([rank_rows(frame, "good", kinds)], kinds)
-    assert good == {"roc_auc": 1.0, "pr_auc": 1.0, "roc_auc_by_kind": {"account_takeover": 1.0, "bot": 1.0}}
-    assert partitioned_ranking([rank_rows(frame, "bad", kinds)], kinds)["roc_auc"] == 0.0
+    perfect = {"account_takeover": 1.0, "bot": 1.0}
+    assert good == {"roc_auc": 1.0, "pr_auc": 1.0, "roc_auc_by_kind": perfect, "pr_auc_by_kind": perfect}
+    bad = partitioned_ranking([rank_rows(frame, "bad", kinds)], kinds)
+    assert bad["roc_auc"] == 0.0
+    # each kind's one attack ranks below the four negatives (the other kind left out): precision 1/5
+    assert bad["pr_auc_by_kind"] == {"account_takeover": 1 / 5, "bot": 1 / 5}
     one_class = frame[frame["is_attack"] == 0]
-    undefined = {"roc_auc": None, "pr_auc": None, "roc_auc_by_kind": {}}
+    undefined = {"roc_auc": None, "pr_auc": None, "roc_auc_by_kind": {}, "pr_auc_by_kind": {}}
     assert partitioned_ranking([rank_rows(one_class, "good", [])], []) == undefined  # not a number
     rows = {r["kind"]: r for r in outcome_by_kind(counts)}
     assert rows["bot"] == {
@@ -239,16 +278,36 @@ def test_report_numbers_on_a_small_frame():
     for name in ("ae_error", "seq_risk_max", "isolation_forest"):
         frame[name] = frame["good"]
     frame["risk_score"] = frame["bad"]
+    frame["user_baseline_score"] = [None, 0.5, 0.1, 0.7, None, 0.2]  # a score on some sessions only
+    frame["ae_std_error"] = np.nan  # on none
     numbers = frame_metrics(frame, {str(DAY2): 1, str(DAY): 250}, 0.01)
-    assert list(numbers) == ["scores", "roc_auc_by_kind", "at_decisions", "at_capacity", "by_kind"]
-    assert list(numbers["scores"]) == list(SCORES)
+    assert list(numbers) == ["scores", "roc_auc_by_kind", "pr_auc_by_kind", "at_decisions", "at_capacity", "by_kind"]
+    assert list(numbers["scores"]) == list(metrics.SCORES)
     for name in SCORES:
         assert numbers["scores"][name] == {
+            "available": True,
+            "sessions": 6,
             "roc_auc": roc_auc_score(frame["is_attack"], frame[name]),
             "pr_auc": average_precision_score(frame["is_attack"], frame[name]),
         }
     assert numbers["scores"]["risk_score"]["roc_auc"] == 0.0 and numbers["scores"]["isolation_forest"]["pr_auc"] == 1.0
-    assert numbers["roc_auc_by_kind"]["bot"] == {name: 0.0 if name == "risk_score" else 1.0 for name in SCORES}
+    assert numbers["roc_auc_by_kind"]["bot"] == {
+        **{name: 0.0 if name == "risk_score" else 1.0 for name in SCORES},
+        "user_baseline_score": 1.0,  # bot 0.7 above the three negatives that have the score
+        "ae_std_error": None,
+    }
+    assert numbers["roc_auc_by_kind"]["account_takeover"]["user_baseline_score"] is None  # its attack has no score
+    # ranked on the four sessions that have it: the bot first, then 0.5 (a negative)
+    assert numbers["scores"]["user_baseline_score"] == {"available": True, "sessions": 4, "roc_auc": 1.0, "pr_auc": 1.0}
+    assert numbers["scores"]["ae_std_error"] == {
+        "available": False,
+        "sessions": 0,
+        "why": "null on every evaluated session",
+        "roc_auc": None,
+        "pr_auc": None,
+    }
+    absent = frame_metrics(frame.drop(columns=["ae_std_error"]), {str(DAY): 6}, 0.01)["scores"]["ae_std_error"]
+    assert absent["available"] is False and absent["why"] == "not in scored_sessions"
     assert numbers["at_decisions"] == {"sessions": 2, "attacks": 1, "precision": 0.5}  # REVIEW or BLOCK
     assert numbers["at_capacity"] == {
         "cases_per_day": {str(DAY): 3, str(DAY2): 1},  # 1% of the day's sessions, at least one, by day
@@ -282,6 +341,11 @@ def _sklearn_ranking(frame: pd.DataFrame, score: str) -> dict:
         "roc_auc": roc_auc_score(frame["is_attack"], frame[score]),
         "pr_auc": average_precision_score(frame["is_attack"], frame[score]),
         "roc_auc_by_kind": by_kind,
+        "pr_auc_by_kind": {
+            kind: average_precision_score(judged["is_attack"], judged[score])
+            for kind in by_kind
+            for judged in [frame[negatives | (frame["kind"] == kind)]]
+        },
     }
 
 
@@ -292,6 +356,7 @@ def _assert_same_numbers(got: dict, expected: dict) -> None:
     assert got["pr_auc"] == pytest.approx(expected["pr_auc"], rel=1e-12, abs=0)
     for kind, value in expected["roc_auc_by_kind"].items():
         assert got["roc_auc_by_kind"][kind] == pytest.approx(value, rel=1e-12, abs=0), kind
+        assert got["pr_auc_by_kind"][kind] == pytest.approx(expected["pr_auc_by_kind"][kind], rel=1e-12, abs=0), kind
 
 
 def test_ranking_in_partitions_equals_sklearn_wherever_the_partitions_are_cut():
@@ -405,3 +470,204 @@ def test_queue_summary_on_counts_by_day_and_kind():
     # no normal session queued, none at all: precision 1 and 0, not a division by zero
     assert queue_summary(counts[counts["kind"] != "normal"], 0.02)[1]["precision"] == 1.0
     assert queue_summary(counts.assign(queued=0), 0.02)[1]["precision"] == 0.0
+
+
+# --- queues per session and per case, benign oddities ---
+
+
+def _queue_outside(frame: pd.DataFrame, score: str, share: float, way: str) -> dict:
+    """A score's queue computed here with pandas, as ``raksha.evaluation.queues`` describes it: per day,
+    the top ceil(share x sessions with the score) sessions, or that many cases (one per user, ranked by
+    their highest score, ties by the user) holding their sessions scored at least the last case's."""
+    held = []
+    for day, sessions in frame[frame[score].notna()].groupby("dt"):
+        capacity = max(1, math.ceil(share * len(sessions)))
+        if way == "per_session":
+            top = sessions.sort_values([score, "session_id"], ascending=[False, True]).head(capacity)
+            held.append(top.assign(case=top["session_id"], day=day))
+            continue
+        sessions = sessions.assign(case=sessions["user_id"].fillna("session:" + sessions["session_id"]), day=day)
+        cases = sessions.groupby("case", as_index=False)[score].max()
+        cases = cases.sort_values([score, "case"], ascending=[False, True]).head(capacity)
+        cut = cases[score].iloc[-1]
+        held.append(sessions[sessions["case"].isin(cases["case"]) & (sessions[score] >= cut)])
+    queue = pd.concat(held)
+    attack_case = queue.groupby(["day", "case"])["is_attack"].max()
+    attacks = frame[(frame["is_attack"] == 1) & frame[score].notna()]
+    return {
+        "cases": len(attack_case),
+        "attack_cases": int(attack_case.sum()),
+        "sessions": len(queue),
+        "attacks": int(queue["is_attack"].sum()),
+        "recall_by_kind": {
+            kind: int(((queue["is_attack"] == 1) & (queue["kind"] == kind)).sum()) / n
+            for kind, n in attacks.groupby("kind").size().items()
+        },
+    }
+
+
+def _assert_queue(got: dict, expected: dict) -> None:
+    for key in ("cases", "attack_cases", "sessions", "attacks"):
+        assert got[key] == expected[key], key
+    assert got["precision"] == pytest.approx(expected["attack_cases"] / expected["cases"])
+    assert got["session_precision"] == pytest.approx(expected["attacks"] / expected["sessions"])
+    for kind, recall in expected["recall_by_kind"].items():
+        assert got["recall_by_kind"][kind] == pytest.approx(recall), kind
+
+
+def _two_small_days() -> pd.DataFrame:
+    """Day 1, 100 sessions: user u1 holds a bot attack (risk 0.99) and two normal sessions (0.98, 0.97),
+    u2 an account takeover (0.96), u3 a normal session (0.95), 95 normal users below 0.5. Day 2, 50
+    sessions of one user each: a bot and a social-engineering attack scored low by risk_score. Normal
+    sessions: travel 10 (4 flagged), new_device 16 (none flagged), none 120 (12 flagged). ae_std_error is
+    absent; user_baseline_score null on day 1."""
+    rng = np.random.default_rng(3)
+    day1 = pd.DataFrame(
+        {
+            "dt": str(DAY),
+            "session_id": [f"a{i:03d}" for i in range(100)],
+            "user_id": ["u1", "u1", "u1", "u2", "u3", *[f"v{i}" for i in range(95)]],
+            "is_attack": [1, 0, 0, 1, *[0] * 96],
+            "kind": ["bot", "normal", "normal", "account_takeover", *["normal"] * 96],
+            "oddity": [None] * 5 + ["travel"] * 10 + ["new_device"] * 8 + [None] * 77,
+            "risk_score": [0.99, 0.98, 0.97, 0.96, 0.95, *np.linspace(0.5, 0.01, 95)],
+            "user_baseline_score": np.nan,
+        }
+    )
+    # flagged: both attacks, 4 of the 10 travellers, 8 of the 80 normal sessions without an oddity
+    day1["decision"] = "ALLOW"
+    day1.loc[[0, 3], "decision"] = "BLOCK"
+    day1.loc[[5, 7, 9, 11], "decision"] = "REVIEW"
+    day1.loc[[1, 2, 4, 30, 40, 50, 60, 70], "decision"] = "REVIEW"
+    day2 = pd.DataFrame(
+        {
+            "dt": str(DAY2),
+            "session_id": [f"b{i:03d}" for i in range(50)],
+            "user_id": [f"w{i}" for i in range(50)],
+            "is_attack": [1, 1, *[0] * 48],
+            "kind": ["bot", "social_engineering", *["normal"] * 48],
+            "oddity": [None] * 42 + ["new_device"] * 8,
+            "risk_score": [0.02, 0.01, *np.linspace(0.9, 0.1, 48)],
+            "user_baseline_score": [0.9, 0.3, *rng.random(48).round(1)],  # ties
+            "decision": ["ALLOW", "ALLOW", *["REVIEW"] * 4, *["ALLOW"] * 44],
+        }
+    )
+    frame = pd.concat([day1, day2], ignore_index=True)
+    frame["ae_error"] = rng.random(len(frame))
+    frame["seq_risk_max"] = rng.random(len(frame)).round(1)  # many ties
+    frame["isolation_forest"] = rng.random(len(frame)) + frame["is_attack"]
+    frame["queued"] = None
+    return frame
+
+
+def _as_spark(spark, frame: pd.DataFrame):
+    schema = (
+        "dt string, session_id string, user_id string, is_attack int, kind string, oddity string, risk_score double, "
+        "user_baseline_score double, decision string, ae_error double, seq_risk_max double, "
+        "isolation_forest double, queued boolean"
+    )
+    rows = frame.astype(object).where(frame.notna(), None).itertuples(index=False)
+    return spark.createDataFrame(list(rows), schema)
+
+
+def test_queues_and_oddities_on_two_small_days(spark):
+    frame = _two_small_days()
+    sessions = _as_spark(spark, frame).cache()
+    counts = aggregates.kind_counts(sessions)
+    report = aggregates.evaluated_metrics(sessions, counts, {str(DAY): 100, str(DAY2): 50}, 0.01)
+
+    assert report["scores"]["ae_std_error"] == {
+        "available": False,
+        "sessions": 0,
+        "why": "not in scored_sessions",
+        "roc_auc": None,
+        "pr_auc": None,
+    }
+    assert report["queues"]["scores"]["ae_std_error"] is None
+    assert report["scores"]["user_baseline_score"]["sessions"] == 50  # day 2 only
+    assert set(report["queues"]["scores"]["user_baseline_score"]) == {"0.01", "0.03"}
+    assert report["queues"]["scores"]["user_baseline_score"]["0.03"]["cases_per_day"] == {str(DAY2): 2}
+
+    # known answers for risk_score: day 1 holds u1's three sessions and u2's attack on top
+    risk = report["queues"]["scores"]["risk_score"]
+    assert risk["0.01"]["cases_per_day"] == {str(DAY): 1, str(DAY2): 1}
+    assert risk["0.03"]["cases_per_day"] == {str(DAY): 3, str(DAY2): 2}
+    # 1%: the bot session on day 1, a normal one on day 2 (u1's other sessions rank below the cut 0.99)
+    assert risk["0.01"]["per_session"]["sessions"] == 2 and risk["0.01"]["per_session"]["attacks"] == 1
+    assert (risk["0.01"]["per_case"]["cases"], risk["0.01"]["per_case"]["sessions"]) == (2, 2)
+    # 3% per session: u1's three sessions on day 1 (one attack), two normal ones on day 2
+    session3 = risk["0.03"]["per_session"]
+    assert (session3["sessions"], session3["attacks"], session3["precision"]) == (5, 1, 0.2)
+    assert session3["recall_by_kind"] == {"account_takeover": 0.0, "bot": 0.5, "social_engineering": 0.0}
+    # 3% per case: u1 (3 sessions, an attack), u2 (an attack), u3 on day 1; two normal users on day 2
+    case3 = risk["0.03"]["per_case"]
+    assert (case3["cases"], case3["attack_cases"], case3["sessions"], case3["attacks"]) == (5, 2, 7, 2)
+    assert case3["precision"] == 0.4 and case3["session_precision"] == pytest.approx(2 / 7)
+    assert case3["recall_by_kind"] == {"account_takeover": 1.0, "bot": 0.5, "social_engineering": 0.0}
+    assert case3["recall"] == 0.5
+
+    # every available score, both shares, both ways: as pandas computes them from the rows
+    for name in ("ae_error", "user_baseline_score", "isolation_forest", "seq_risk_max", "risk_score"):
+        for share in (0.01, 0.03):
+            for way in ("per_session", "per_case"):
+                got = report["queues"]["scores"][name][f"{share:g}"][way]
+                _assert_queue(got, _queue_outside(frame, name, share, way))
+        have = frame[frame[name].notna()]
+        assert report["scores"][name]["roc_auc"] == pytest.approx(roc_auc_score(have["is_attack"], have[name]))
+
+    # travellers flagged at 4x the base rate; the 1% per-case queue of risk_score holds one normal session
+    oddities = {row["oddity"]: row for row in report["benign_oddities"]["rows"]}
+    assert list(oddities) == ["none", "new_device", "travel"]
+    assert oddities["none"] == {
+        "oddity": "none",
+        "sessions": 120,
+        "flagged": 12,
+        "flagged_share": 0.1,
+        "queued": 1,
+        "queued_share": 1 / 120,
+        "flagged_ratio": 1.0,
+        "queued_ratio": 1.0,
+        "above_limit": False,
+    }
+    assert oddities["travel"]["flagged_ratio"] == pytest.approx(4.0) and oddities["travel"]["above_limit"]
+    assert oddities["new_device"]["flagged_ratio"] == 0.0 and oddities["new_device"]["queued_ratio"] == 0.0
+
+
+def test_oddity_ratios_and_queue_numbers_from_counts():
+    counts = pd.DataFrame(
+        {
+            "kind": ["normal", "normal", "normal", "bot"],
+            "is_attack": [0, 0, 0, 1],
+            "oddity": [None, "travel", "low_battery_night", None],
+            "sessions": [1000, 50, 40, 10],
+            "flagged": [20, 4, 0, 9],
+            "blocked": [0, 0, 0, 5],
+            "queued": [0, 0, 0, 0],
+        }
+    )
+    held = pd.DataFrame(
+        [["risk_score", "0.01", "per_case", 12, 9, 15, 10, 10, 5, 1, 0]],
+        columns=["score", "share", "way", *queues.HELD, "kind=bot", "oddity=none", "oddity=travel", "oddity=x"],
+    )
+    report = queues.oddity_report(counts, held)
+    rows = {row["oddity"]: row for row in report["rows"]}
+    assert list(rows) == ["none", "low_battery_night", "travel"]
+    assert rows["travel"]["flagged_share"] == 0.08 and rows["travel"]["flagged_ratio"] == pytest.approx(4.0)
+    assert rows["travel"]["above_limit"] and not rows["low_battery_night"]["above_limit"]
+    assert rows["none"]["queued_share"] == 0.005 and rows["travel"]["queued_ratio"] == pytest.approx(4.0)
+    assert rows["low_battery_night"]["queued"] == 0 and rows["low_battery_night"]["queued_ratio"] == 0.0
+    no_base = queues.oddity_report(counts, held.assign(**{"oddity=none": 0}))["rows"]
+    assert [row["queued_ratio"] for row in no_base] == [None, None, None]  # no base rate: no ratio, not a division by 0
+    assert queues.oddity_report(counts.assign(oddity=None), held) is None  # verdicts name no oddity
+
+    numbers = queues.queue_numbers(held.iloc[0].to_dict(), {"bot": 10, "account_takeover": 4})
+    assert numbers == {
+        "cases": 12,
+        "attack_cases": 9,
+        "precision": 0.75,
+        "sessions": 15,
+        "attacks": 10,
+        "session_precision": 10 / 15,
+        "recall": 10 / 14,
+        "recall_by_kind": {"bot": 1.0, "account_takeover": 0.0},
+    }

@@ -161,3 +161,11 @@ def evaluate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--truth", choices=("labels", "verdicts"), default="labels", help="generated labels or verdicts")
     p.add_argument("--out", metavar="FILE.json", help="report path (default: {paths.warehouse}/../reports/...)")
     p.add_argument("--baseline-rows", type=int, default=200_000, help="most sessions the IsolationForest trains on")
+    p.add_argument(
+        "--queue-shares",
+        type=float,
+        nargs="+",
+        default=[0.01, 0.03],
+        metavar="SHARE",
+        help="each score's queues per session and per case at these shares of each day's sessions (smallest: oddities)",
+    )

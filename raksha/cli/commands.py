@@ -130,6 +130,7 @@ def evaluate_window(spark, cfg: Config, args: argparse.Namespace):
         capacity_share=args.capacity_share,
         truth=args.truth,
         baseline_max_rows=args.baseline_rows,
+        queue_shares=args.queue_shares,
     )
 
 

@@ -37,17 +37,26 @@ import pandas as pd
 
 from raksha import contract
 
-# score column -> what it is; higher means more suspicious for every one
+# score column of scored_sessions -> what it is; higher means more suspicious for every one
 MODEL_SCORES: dict[str, str] = {
-    "ae_error": "autoencoder",
+    "ae_error": "notebook autoencoder",
+    "ae_std_error": "autoencoder, standardised",
+    "user_baseline_score": "user baseline",
     "seq_risk_max": "sequence model",
     "risk_score": "combined",
 }
+# scores added after the first scored days: absent from an older table, null on older days
+OPTIONAL_SCORES: frozenset[str] = frozenset({"ae_std_error", "user_baseline_score"})
 BASELINE = "isolation_forest"
 BASELINE_SEED = 0
 BASELINE_TREES = 100
-SCORES: tuple[str, ...] = (*MODEL_SCORES, BASELINE)  # the report's scores, in its order
-KIND_COUNTS: tuple[str, ...] = ("sessions", "flagged", "blocked", "queued")  # per (kind, is_attack)
+SCORE_NAMES: dict[str, str] = {**MODEL_SCORES, BASELINE: "IsolationForest baseline"}
+# the report's scores, in its order: the behavioural ones, the baseline, the sequence, the combined
+SCORES: tuple[str, ...] = ("ae_error", "ae_std_error", "user_baseline_score", BASELINE, "seq_risk_max", "risk_score")
+assert set(SCORES) == set(SCORE_NAMES)
+KIND_COUNTS: tuple[str, ...] = ("sessions", "flagged", "blocked", "queued")  # per (kind, is_attack, oddity)
+NOT_IN_TABLE = "not in scored_sessions"
+ALL_NULL = "null on every evaluated session"
 
 
 # --- counts by kind: precision and recall ---
@@ -57,20 +66,55 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def kind_counts(frame: pd.DataFrame) -> pd.DataFrame:
-    """kind, is_attack and the ``KIND_COUNTS`` of an in-memory frame of sessions (as ``aggregates.kind_counts``)."""
+def missing(score: str) -> str:
+    """The column of the counts by kind with the sessions that have no ``score`` (null or NaN)."""
+    return f"missing_{score}"
+
+
+def kind_counts(frame: pd.DataFrame, scores: Sequence[str] = ()) -> pd.DataFrame:
+    """kind, is_attack, oddity (the benign oddity of a normal session, else None), the ``KIND_COUNTS``
+    and ``missing(score)`` of each of ``scores`` of an in-memory frame of sessions (as ``aggregates.kind_counts``)."""
+    oddity = frame["oddity"].astype(object) if "oddity" in frame else pd.Series(None, index=frame.index, dtype=object)
     flags = pd.DataFrame(
         {
             "kind": frame["kind"],
             "is_attack": frame["is_attack"].astype("int64"),
+            "oddity": oddity.where(oddity.notna(), "\0"),  # a key pandas groups (restored to None below)
             "sessions": 1,
             "flagged": frame["decision"].isin(contract.FLAGGED_DECISIONS).astype("int64"),
             "blocked": frame["decision"].eq("BLOCK").astype("int64"),
             "queued": frame["queued"].eq(True).astype("int64"),
+            **{missing(s): frame[s].isna().astype("int64") for s in scores},
         },
         index=frame.index,
     )
-    return flags.groupby(["kind", "is_attack"], as_index=False)[list(KIND_COUNTS)].sum()
+    columns = [*KIND_COUNTS, *(missing(s) for s in scores)]
+    counts = flags.groupby(["kind", "is_attack", "oddity"], as_index=False)[columns].sum()
+    counts["oddity"] = counts["oddity"].astype(object).where(counts["oddity"] != "\0", None)
+    return counts
+
+
+def score_availability(counts: pd.DataFrame, scores: Sequence[str], absent: Iterable[str] = ()) -> dict[str, Any]:
+    """Per score: available, the evaluated sessions that have it, and why not when it is not (absent
+    from the table, or null on every evaluated session). ``counts`` holds ``missing(score)`` of the present ones."""
+    absent = set(absent)
+    total = int(counts["sessions"].sum())
+    out: dict[str, Any] = {}
+    for name in scores:
+        have = 0 if name in absent else total - int(counts[missing(name)].sum())
+        entry: dict[str, Any] = {"available": have > 0, "sessions": have}
+        if not have:
+            entry["why"] = NOT_IN_TABLE if name in absent else ALL_NULL
+        out[name] = entry
+    return out
+
+
+def with_score(counts: pd.DataFrame, score: str) -> pd.DataFrame:
+    """The counts by kind of the sessions that have ``score`` (its sessions less its missing ones)."""
+    have = counts.copy()
+    if missing(score) in have:
+        have["sessions"] = have["sessions"] - have[missing(score)]
+    return have
 
 
 def attack_kinds(counts: pd.DataFrame) -> list[str]:
@@ -131,6 +175,7 @@ class PartitionSums:
     roc: int
     roc_by_kind: tuple[int, ...]
     precision: float
+    precision_by_kind: tuple[float, ...]
 
 
 def partition_totals(rows: Iterable[RankRow], kinds: int) -> PartitionTotals:
@@ -176,25 +221,28 @@ def partition_sums(rows: Iterable[RankRow], offset: Offset) -> PartitionSums:
     roc = 0
     roc_by_kind = [0] * len(true_by_kind)
     terms: list[float] = []
+    terms_by_kind: list[list[float]] = [[] for _ in true_by_kind]
     for row in rows:
         negatives = int(row[1])
         positives = [int(p) for p in row[2:]]
         both = sum(positives)
         roc += negatives * (2 * true_positives + both)
+        false_positives += negatives
         for k, p in enumerate(positives):
             roc_by_kind[k] += negatives * (2 * true_by_kind[k] + p)
             true_by_kind[k] += p
+            if p:  # this kind's attacks against the negatives: the other kinds are not in its ranking
+                terms_by_kind[k].append(p * true_by_kind[k] / (true_by_kind[k] + false_positives))
         true_positives += both
-        false_positives += negatives
         if both:
             terms.append(both * true_positives / (true_positives + false_positives))
-    return PartitionSums(roc, tuple(roc_by_kind), math.fsum(terms))
+    return PartitionSums(roc, tuple(roc_by_kind), math.fsum(terms), tuple(math.fsum(t) for t in terms_by_kind))
 
 
 def ranking_metrics(
     totals: Sequence[PartitionTotals], sums: Sequence[PartitionSums], kinds: Sequence[str]
 ) -> dict[str, Any]:
-    """ROC-AUC and PR-AUC of all attacks, ROC-AUC of each kind's (against every negative); None where
+    """ROC-AUC and PR-AUC of all attacks, and of each kind's (against every negative); None where
     one class is missing (undefined)."""
     negatives = sum(part.negatives for part in totals)
     by_kind = [sum(part.positives[k] for part in totals) for k in range(len(kinds))]
@@ -208,6 +256,12 @@ def ranking_metrics(
         "pr_auc": math.fsum(part.precision for part in sums) / positives if positives and negatives else None,
         "roc_auc_by_kind": {
             kind: roc(sum(part.roc_by_kind[k] for part in sums), by_kind[k]) for k, kind in enumerate(kinds)
+        },
+        "pr_auc_by_kind": {
+            kind: math.fsum(part.precision_by_kind[k] for part in sums) / by_kind[k]
+            if by_kind[k] and negatives
+            else None
+            for k, kind in enumerate(kinds)
         },
     }
 
@@ -242,14 +296,28 @@ def report_metrics(
     rankings: dict[str, dict[str, Any]],
     sessions_per_day: dict[str, int],
     capacity_share: float,
+    available: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The report's numbers from the counts by kind and each score's ``ranking_metrics``: ROC-AUC and
-    PR-AUC (overall and by kind), precision at the current decisions and at the queue capacity,
+    """The report's numbers from the counts by kind and each available score's ``ranking_metrics``:
+    per score (``available``: ``score_availability``; every score of ``rankings`` when not given)
+    whether it is available, the sessions that have it, ROC-AUC and PR-AUC, and both by kind (None
+    for a score not available); precision at the current decisions and at the queue capacity,
     outcome by kind."""
+    if available is None:
+        total = int(counts["sessions"].sum())
+        available = {name: {"available": True, "sessions": total} for name in rankings}
+    none: dict[str, Any] = {"roc_auc": None, "pr_auc": None, "roc_auc_by_kind": {}, "pr_auc_by_kind": {}}
+    ranked = {name: rankings.get(name, none) for name in available}
+    kinds = attack_kinds(counts)
     return {
-        "scores": {name: {"roc_auc": r["roc_auc"], "pr_auc": r["pr_auc"]} for name, r in rankings.items()},
-        "roc_auc_by_kind": {
-            kind: {name: r["roc_auc_by_kind"][kind] for name, r in rankings.items()} for kind in attack_kinds(counts)
+        "scores": {
+            name: {**available[name], "roc_auc": r["roc_auc"], "pr_auc": r["pr_auc"]} for name, r in ranked.items()
+        },
+        **{
+            f"{metric}_by_kind": {
+                kind: {name: r[f"{metric}_by_kind"].get(kind) for name, r in ranked.items()} for kind in kinds
+            }
+            for metric in ("roc_auc", "pr_auc")
         },
         "at_decisions": precision(counts, "flagged"),
         "at_capacity": {
@@ -263,11 +331,19 @@ def report_metrics(
 def frame_metrics(
     frame: pd.DataFrame, sessions_per_day: dict[str, int], capacity_share: float, scores: Sequence[str] = SCORES
 ) -> dict[str, Any]:
-    """``report_metrics`` of an in-memory frame of sessions (its rank rows as one partition)."""
-    counts = kind_counts(frame)
+    """``report_metrics`` of an in-memory frame of sessions (its rank rows as one partition); a score
+    not a column of ``frame`` or null on every row is not available, one null on some rows is ranked
+    on the rows that have it."""
+    present = [name for name in scores if name in frame]
+    counts = kind_counts(frame, present)
     kinds = attack_kinds(counts)
-    rankings = {name: partitioned_ranking([rank_rows(frame, name, kinds)], kinds) for name in scores}
-    return report_metrics(counts, rankings, sessions_per_day, capacity_share)
+    available = score_availability(counts, scores, absent=[name for name in scores if name not in frame])
+    rankings = {
+        name: partitioned_ranking([rank_rows(frame[frame[name].notna()], name, kinds)], kinds)
+        for name in scores
+        if available[name]["available"]
+    }
+    return report_metrics(counts, rankings, sessions_per_day, capacity_share, available)
 
 
 # --- the review queue at a capacity ---

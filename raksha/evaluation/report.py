@@ -11,7 +11,8 @@ import pandas as pd
 from pyspark.sql import SparkSession
 
 from raksha.config import Config
-from raksha.evaluation.metrics import BASELINE, MODEL_SCORES
+from raksha.evaluation.metrics import SCORE_NAMES
+from raksha.evaluation.queues import ODDITY_LIMIT, share_label
 from raksha.evaluation.window import evaluate
 from raksha.platform.storage import Storage
 
@@ -53,20 +54,13 @@ def print_evaluation(report: dict[str, Any], path: str | None = None) -> None:
     )
     versions = report["model_versions"]
     print(f"  models: {', '.join(versions['ae_model_version'])} / {', '.join(versions['seq_model_version'])}")
-    print(f"  {'score':<34} {'ROC-AUC':>8} {'PR-AUC':>8}")
-    names = {**{k: f"{v} ({k})" for k, v in MODEL_SCORES.items()}, BASELINE: "baseline: IsolationForest"}
-    for name, label in names.items():
-        metrics = report["scores"][name]
-        print(f"  {label:<34} {_fmt(metrics['roc_auc'])} {_fmt(metrics['pr_auc'])}")
+    _print_ranking(report)
     b = report["baseline"]
     print(
         f"  (baseline: {b['n_estimators']} trees, random_state {b['random_state']}, trained on "
         f"{b['training_rows']} of {b['training_pool']} sessions, the 30 features, missing = 0)"
     )
-    if report["roc_auc_by_kind"]:
-        print(f"  ROC-AUC by kind {'':<17} " + " ".join(f"{n[:12]:>12}" for n in names))
-        for kind, aucs in report["roc_auc_by_kind"].items():
-            print(f"  {kind:<34} " + " ".join(_fmt(aucs[n], 12) for n in names))
+    _print_queues(report)
     d, c = report["at_decisions"], report["at_capacity"]
     print(f"  current decisions: {d['sessions']} sessions REVIEW or BLOCK, precision {_fmt(d['precision'], 0)}")
     print(
@@ -80,8 +74,92 @@ def print_evaluation(report: dict[str, Any], path: str | None = None) -> None:
             f"  {row['kind']:<20} {row['sessions']:>8} {row['flagged']:>8} {_fmt(row['recall_at_decisions'])} "
             f"{row['blocked']:>8} {_fmt(row['recall_blocked'])} {row['queued']:>8} {_fmt(row['recall_at_capacity'])}"
         )
+    _print_oddities(report.get("benign_oddities"))
     if path:
         print(f"  written: {path}")
+
+
+def _label(name: str) -> str:
+    return f"{SCORE_NAMES.get(name, name)} ({name})"
+
+
+def _pair(first: float | None, second: float | None, width: int) -> str:
+    if first is None and second is None:
+        return f"{'n/a':>{width}}"
+    text = "/".join("n/a" if v is None else f"{v:.3f}" for v in (first, second))
+    return f"{text:>{width}}"
+
+
+def _print_ranking(report: dict[str, Any]) -> None:
+    """ROC-AUC/PR-AUC of each score, overall and by attack kind; a score not available says why."""
+    kinds = list(report["roc_auc_by_kind"])
+    print("  ranking: ROC-AUC/PR-AUC, all attacks and each kind against the negatives")
+    print(f"  {'score':<46} {'sessions':>8} {'all':>12} " + " ".join(f"{k[:18]:>18}" for k in kinds))
+    for name, entry in report["scores"].items():
+        if not entry.get("available", True):
+            print(f"  {_label(name):<46} not available: {entry.get('why', '')}")
+            continue
+        cells = [
+            _pair(report["roc_auc_by_kind"][k][name], report.get("pr_auc_by_kind", {}).get(k, {}).get(name), 18)
+            for k in kinds
+        ]
+        sessions = entry.get("sessions", report["sessions"]["evaluated"])
+        print(f"  {_label(name):<46} {sessions:>8} {_pair(entry['roc_auc'], entry['pr_auc'], 12)} " + " ".join(cells))
+
+
+def _print_queues(report: dict[str, Any]) -> None:
+    """Each score's queues at each share, per session and per case: precision, recall by kind."""
+    queues = report.get("queues")
+    if not queues:
+        return
+    kinds = list(report["roc_auc_by_kind"])
+    shares = " and ".join(share_label(s) for s in queues["shares"])
+    print(
+        f"  queues of {shares} of each day's sessions ranked by each score alone (decisions ignored); "
+        "case: one per user, precision = cases holding an attack"
+    )
+    head = f"  {'score':<46} {'queue':<12} {'cases':>6} {'prec':>6} {'sessions':>8} {'prec':>6} {'recall':>6} "
+    print(head + " ".join(f"{k[:18]:>18}" for k in kinds))
+    for name, by_share in queues["scores"].items():
+        if by_share is None:
+            continue
+        label = _label(name)
+        for share, numbers in by_share.items():
+            for way in queues["ways"]:
+                q = numbers[way]
+                cases = "" if way == "per_session" else str(q["cases"])
+                prec = "" if way == "per_session" else _fmt(q["precision"], 6)
+                recall = " ".join(_fmt(q["recall_by_kind"].get(k), 18) for k in kinds)
+                queue = f"{share_label(float(share))} {way.removeprefix('per_')}"
+                print(
+                    f"  {label:<46} {queue:<12} {cases:>6} {prec:>6} {q['sessions']:>8} "
+                    f"{_fmt(q['session_precision'], 6)} {_fmt(q['recall'], 6)} {recall}"
+                )
+                label = ""
+
+
+def _ratio(value: float | None) -> str:
+    return f"{'n/a':>7}" if value is None else f"{value:>6.2f}x"
+
+
+def _print_oddities(oddities: dict[str, Any] | None) -> None:
+    """The benign oddities against the base rate (normal sessions without one)."""
+    if not oddities:
+        return
+    queue = oddities["queue"]
+    where = f"{share_label(queue['share'])} {queue['way'].removeprefix('per_')} queue of {queue['score']}"
+    print(
+        f"  benign oddities (normal sessions): flagged = REVIEW or BLOCK; queued = in the {where}; "
+        "x = share over the base rate (normal sessions without an oddity)"
+    )
+    print(f"  {'oddity':<20} {'sessions':>8} {'flagged':>8} {'share':>7} {'x':>7} {'queued':>7} {'share':>7} {'x':>7}")
+    for row in oddities["rows"]:
+        mark = f"  above {ODDITY_LIMIT:g}x" if row["above_limit"] else ""
+        print(
+            f"  {row['oddity']:<20} {row['sessions']:>8} {row['flagged']:>8} {_fmt(row['flagged_share'], 7)} "
+            f"{_ratio(row['flagged_ratio'])} {row['queued']:>7} {_fmt(row['queued_share'], 7)} "
+            f"{_ratio(row['queued_ratio'])}{mark}"
+        )
 
 
 def run_evaluation(

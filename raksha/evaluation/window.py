@@ -11,15 +11,23 @@ truth: the labels written by ``generate`` (``truth="labels"``) or the analysts' 
 out; the sessions analysts review are mostly the queued ones, so these numbers describe the
 reviewed sessions, not all of them). It reports
 
-- ROC-AUC and PR-AUC (average precision) of each model's raw output, ``ae_error`` (autoencoder)
-  and ``seq_risk_max`` (sequence model), of the combined ``risk_score``, and of a baseline on
-  the same sessions: scikit-learn's IsolationForest (fixed random_state) trained on the 30
+- ROC-AUC and PR-AUC (average precision) of each score (``metrics.SCORES``): the notebook
+  autoencoder's ``ae_error``, its standardised form ``ae_std_error``, the per-user baseline's
+  ``user_baseline_score``, a baseline computed here, the sequence model's ``seq_risk_max`` and the
+  combined ``risk_score``; both also per attack kind (that kind's attacks against the negatives).
+  The baseline is scikit-learn's IsolationForest (fixed random_state) trained on the 30
   behavioural features of the window's scored sessions (at most ``baseline_max_rows``, a
   deterministic hash sample; missing values filled with 0 as for the autoencoder), scored in
-  Spark; ROC-AUC also per attack kind (that kind's attacks against the negatives);
+  Spark. A score added after the table's first days (``metrics.OPTIONAL_SCORES``) is reported not
+  available when the table has no such column or it is null on every evaluated session, and is
+  evaluated on the sessions that have it otherwise (the report says how many);
+- each score's queues at 1% and 3% of each day's sessions, per session and per case
+  (``queues``): precision, and recall per attack kind;
 - precision and recall per attack kind at the current decisions (REVIEW or BLOCK; BLOCK alone)
   and at a queue capacity of ``capacity_share`` of each day's sessions (the queue of
-  ``queue_precision``).
+  ``queue_precision``);
+- with the generated labels, the benign oddities (``queues.oddity_report``): how often normal
+  sessions with each oddity are flagged and queued against those without one.
 
 Nothing of the size of the window reaches the driver: Spark reduces the evaluated sessions to
 counts by kind and, per score, two passes over the distinct score values range-partitioned by
@@ -34,7 +42,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import pandas as pd
@@ -50,12 +58,14 @@ from raksha.evaluation.metrics import (
     BASELINE_SEED,
     BASELINE_TREES,
     MODEL_SCORES,
+    OPTIONAL_SCORES,
     SCORES,
     baseline_scores,
     capacity_cases,
     fit_baseline,
     queue_summary,
 )
+from raksha.evaluation.queues import QUEUE_SHARES
 from raksha.ingest import inputs
 from raksha.platform import tables
 
@@ -110,7 +120,8 @@ def queue_precision(
 
 
 def labels_truth(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> DataFrame:
-    """dt, session_id, is_attack, kind (attack kind, or ``normal``) from the generated labels."""
+    """dt, session_id, is_attack, kind (attack kind, or ``normal``), oddity (a normal session's
+    benign oddity, else null) from the generated labels."""
     labels = inputs.read_window(spark, cfg.path("labels"), start, end, "labels", contract.LABELS_SCHEMA)
     return labels.select(
         "dt",
@@ -119,11 +130,13 @@ def labels_truth(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date)
         F.when(F.col("is_attack") == 1, F.coalesce("attack_kind", F.lit("attack")))
         .otherwise(F.lit("normal"))
         .alias("kind"),
+        F.when(F.col("is_attack") == 0, F.col("benign_oddity")).alias("oddity"),
     )
 
 
 def verdicts_truth(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> DataFrame:
-    """dt, session_id, is_attack, kind (``fraud`` or ``legit``) from the current verdicts; unsure left out."""
+    """dt, session_id, is_attack, kind (``fraud`` or ``legit``), oddity (null: verdicts name none) from
+    the current verdicts; unsure left out."""
     from raksha.feedback import verdicts
 
     current = verdicts.read_verdicts(spark, cfg, start, end)
@@ -132,6 +145,7 @@ def verdicts_truth(spark: SparkSession, cfg: Config, start: dt.date, end: dt.dat
         "session_id",
         (F.col("verdict") == "fraud").cast("int").alias("is_attack"),
         F.col("verdict").alias("kind"),
+        F.lit(None).cast("string").alias("oddity"),
     )
 
 
@@ -212,8 +226,9 @@ def evaluate(
     truth: str = "labels",
     baseline_max_rows: int = BASELINE_MAX_ROWS,
     baseline_seed: int = BASELINE_SEED,
+    queue_shares: Sequence[float] = QUEUE_SHARES,
 ) -> dict[str, Any]:
-    """The models, the combined score, the queue and the baseline on the window against ``truth`` (a dict)."""
+    """The models, the combined score, the queues and the baseline on the window against ``truth`` (a dict)."""
     if end < start:
         raise ValueError(f"end date {end} is before start date {start}")
     if not 0.0 < capacity_share <= 1.0:
@@ -222,12 +237,20 @@ def evaluate(
         raise ValueError(f"truth must be one of {', '.join(TRUTHS)}, got '{truth}'")
     if baseline_max_rows < 1:
         raise ValueError(f"baseline rows must be >= 1, got {baseline_max_rows}")
+    if not queue_shares or not all(0.0 < share <= 1.0 for share in queue_shares):
+        raise ValueError(f"queue shares must lie in (0, 1], got {list(queue_shares)}")
 
-    needed = ["dt", "session_id", "user_id", "decision", *MODEL_SCORES]
+    table = _scored_table(spark, cfg)
+    absent = [name for name in MODEL_SCORES if name not in table.columns]
+    if required := [name for name in absent if name not in OPTIONAL_SCORES]:
+        raise inputs.InputError(f"{tables.table_name(cfg, 'scored_sessions')}: no column {', '.join(required)}")
+    if absent:
+        log.info("evaluate: %s not in scored_sessions: reported not available", ", ".join(absent))
+    present = [name for name in MODEL_SCORES if name not in absent]
+    scores = [*present, *(F.lit(None).cast("double").alias(name) for name in absent)]
     scored = (
-        _scored_table(spark, cfg)
-        .where(F.col("dt").between(start.isoformat(), end.isoformat()))
-        .select(*needed)
+        table.where(F.col("dt").between(start.isoformat(), end.isoformat()))
+        .select("dt", "session_id", "user_id", "decision", *scores)
         .persist()
     )
     persisted = [scored]
@@ -253,19 +276,21 @@ def evaluate(
         frame = (
             evaluated.join(queue.withColumn("queued", F.lit(True)), ["dt", "session_id"], "left")
             .join(forest_scores, ["dt", "session_id"], "left")
-            .select("decision", *MODEL_SCORES, BASELINE, "queued", "is_attack", "kind")
+            .select("dt", "session_id", "user_id", "decision", *MODEL_SCORES, BASELINE, "queued", *truth_df.columns[2:])
             .persist()
         )  # queued: true or null from the left join; read once per aggregate below, so scored once
         persisted.append(frame)
         counts = aggregates.kind_counts(frame, SCORES)
-        for name in SCORES:  # every scored session has its scores and raw features; a gap is a bug
+        for name in SCORES:  # every scored session has the first scores and raw features; a gap is a bug
+            if name in OPTIONAL_SCORES:
+                continue
             if gaps := int(counts[aggregates.missing(name)].sum()):
                 subject = "baseline" if name == BASELINE else name
                 raise RuntimeError(f"{subject}: {gaps} evaluated sessions have no score")
         evaluated_rows = int(counts["sessions"].sum())
         if not evaluated_rows:
             raise inputs.InputError(f"no scored session of {start} .. {end} has a ground truth in {truth}")
-        numbers = aggregates.evaluated_metrics(frame, counts, per_day, capacity_share)
+        numbers = aggregates.evaluated_metrics(frame, counts, per_day, capacity_share, absent, queue_shares)
         versions = scored_versions(spark, cfg, start, end)
         truth_rows = truth_df.count()
         unsure = 0
