@@ -161,6 +161,26 @@ class _Report(_Section):
     top_reasons: Positive
 
 
+class _Baseline(_Section):
+    enabled: bool
+    half_life_days: Annotated[float, Field(gt=0)]
+    prior_sessions: Annotated[float, Field(gt=0)]
+    variance_floor: Annotated[float, Field(gt=0, le=1)]
+    feature_cap: Annotated[float, Field(gt=0)]
+    hour_cap: Annotated[float, Field(ge=0)]
+    hour_floor_hours: Annotated[float, Field(gt=0, le=12)]
+    new_device_weight: Annotated[float, Field(ge=0)]
+    new_network_weight: Annotated[float, Field(ge=0)]
+    new_place_weight: Annotated[float, Field(ge=0)]
+    place_cell: Annotated[float, Field(gt=0, le=1)]
+    winsorize_sd: Annotated[float, Field(gt=0)]
+    max_devices: Positive
+    max_networks: Positive
+    max_places: Positive
+    forget_after_days: Positive
+    keep_days: Positive
+
+
 class _Exports(_Section):
     behavior_max_risk_score: Annotated[float, Field(ge=0, le=100)]
 
@@ -206,6 +226,7 @@ class Settings(_Section):
     privacy: _Privacy
     review: _Review
     report: _Report
+    baseline: _Baseline
     exports: _Exports
     generate: _Generate
     training: _Training

@@ -7,6 +7,8 @@ length, and the input and output schemas of the nightly job.
 
 from __future__ import annotations
 
+import math
+
 from pyspark.sql import types as T
 
 # --- autoencoder notebook: 18 continuous then 12 binary features, in this order ---
@@ -46,6 +48,10 @@ BINARY_FEATURES: tuple[str, ...] = (
 )
 FEATURES: tuple[str, ...] = CONTINUOUS_FEATURES + BINARY_FEATURES
 DAY_OF_WEEK_FEATURES: tuple[str, ...] = BINARY_FEATURES[5:]
+
+# time_of_day_sin/cos encode the hour on the unit circle at angle 2*pi*hour/24 + this phase: midnight
+# at (sin, cos) = (-1, 0), as the autoencoder notebook's examples read.
+TIME_OF_DAY_PHASE = -math.pi / 2
 
 # Physical range of each continuous feature as the app sends it ("normalized"):
 # a value outside its range is corrupt, not unusual.
@@ -172,6 +178,9 @@ SCORED_SESSIONS_SCHEMA = T.StructType(
         T.StructField("run_id", T.StringType(), False),
         T.StructField("scored_at", T.TimestampType(), False),
         *CHALLENGER_FIELDS,
+        # added later, so nullable: the session against its user's own baseline (raksha.baselines); null
+        # when baselines are off (baseline.enabled) and on days scored before they existed
+        T.StructField("user_baseline_score", T.DoubleType(), True),
     ]
 )
 
@@ -282,6 +291,75 @@ VERDICTS_SCHEMA = T.StructType(
 
 RUN_STATUSES: tuple[str, ...] = ("SUCCEEDED", "FAILED", "RESTORED")
 
+# --- each user's own behavioural baseline (raksha.baselines): one snapshot per dt, the state after that day ---
+# The habits a user's sessions are compared with, each as decayed sums (weight, sum, sum of squares).
+BASELINE_FEATURES: tuple[str, ...] = (
+    "tap_duration",
+    "swipe_velocity",
+    "touch_pressure",
+    "tap_interval_avg",
+    "accel_variance",
+    "gyro_variance",
+    "device_orientation",
+    "touch_area",
+    "touch_event_count",
+    "app_usage_time",
+    "screen_on_time",
+    "brightness_level",
+)
+USER_BASELINES = "user_baselines"
+USER_BASELINE_REFERENCE = "user_baseline_reference"
+_SEEN = [
+    T.StructField("sessions", T.LongType(), False),
+    T.StructField("last_seen", T.DateType(), False),
+]
+USER_BASELINES_SCHEMA = T.StructType(
+    [
+        T.StructField("user_id", T.StringType(), False),
+        T.StructField("sessions", T.LongType(), False),  # sessions folded in, ever
+        T.StructField("first_seen", T.DateType(), False),
+        T.StructField("last_seen", T.DateType(), False),  # the sums below are decayed to this date
+        *[
+            T.StructField(f"{f}_{part}", T.DoubleType(), False)
+            for f in BASELINE_FEATURES
+            for part in ("weight", "sum", "sumsq")
+        ],
+        T.StructField("hour_weight", T.DoubleType(), False),
+        T.StructField("hour_sin_sum", T.DoubleType(), False),
+        T.StructField("hour_cos_sum", T.DoubleType(), False),
+        T.StructField(
+            "devices", T.ArrayType(T.StructType([T.StructField("id", T.StringType(), False), *_SEEN]), False), False
+        ),
+        T.StructField(
+            "networks", T.ArrayType(T.StructType([T.StructField("id", T.DoubleType(), False), *_SEEN]), False), False
+        ),
+        T.StructField(
+            "places",
+            T.ArrayType(
+                T.StructType(
+                    [
+                        T.StructField("lat_cell", T.IntegerType(), False),
+                        T.StructField("lon_cell", T.IntegerType(), False),
+                        *_SEEN,
+                    ]
+                ),
+                False,
+            ),
+            False,
+        ),
+        T.StructField("run_id", T.StringType(), False),
+    ]
+)
+# The user-baseline score's distribution on the day a snapshot was built from (its sessions of users with
+# a history, BLOCK left out): the next day's scores are calibrated against it.
+USER_BASELINE_REFERENCE_SCHEMA = T.StructType(
+    [
+        T.StructField("sessions", T.LongType(), False),
+        T.StructField("quantiles", T.ArrayType(T.DoubleType(), False), False),  # 1001 points, 0 to 1
+        T.StructField("run_id", T.StringType(), False),
+    ]
+)
+
 # Every output table: a Delta table partitioned by dt (raksha.platform.tables).
 OUTPUT_SCHEMAS: dict[str, T.StructType] = {
     "scored_sessions": SCORED_SESSIONS_SCHEMA,
@@ -291,6 +369,8 @@ OUTPUT_SCHEMAS: dict[str, T.StructType] = {
     "verdicts": VERDICTS_SCHEMA,
     RETRAIN_BEHAVIOR: RETRAIN_BEHAVIOR_SCHEMA,
     RETRAIN_SEQUENCES: RETRAIN_SEQUENCES_SCHEMA,
+    USER_BASELINES: USER_BASELINES_SCHEMA,
+    USER_BASELINE_REFERENCE: USER_BASELINE_REFERENCE_SCHEMA,
 }
 
 

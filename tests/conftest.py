@@ -12,7 +12,7 @@ from raksha.config import Config, load_config
 
 def test_config(root: Path, *sets: str) -> Config:
     """A configuration whose every path lies under ``root`` and whose catalog database is new (the nightly
-    report off unless ``sets`` turn it on)."""
+    report and the user baselines off unless ``sets`` turn them on)."""
     paths = {
         "sessions": root / "raw/sessions",
         "actions": root / "raw/action_log",
@@ -25,6 +25,8 @@ def test_config(root: Path, *sets: str) -> Config:
     base_sets.append(f"catalog.database=t_{uuid.uuid4().hex[:10]}")
     # the nightly report costs seconds a run: on where a test asks (test_nightly_report; the command tests' processes)
     base_sets.append("report.enabled=false")
+    # the user baselines cost two commits a run: on where a test asks (test_baselines, test_daily_job, the commands)
+    base_sets.append("baseline.enabled=false")
     return load_config(sets=[*base_sets, *sets])
 
 

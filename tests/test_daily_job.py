@@ -10,6 +10,7 @@ from pathlib import Path
 import factories
 import pandas as pd
 import pytest
+from conftest import test_config as config_under
 from delta.tables import DeltaTable
 
 from raksha.pipeline.daily import WRITTEN_TABLES, run
@@ -35,6 +36,12 @@ def _commits(spark, cfg, table: str) -> list[tuple[int, str | None]]:
         meta = json.loads(row["userMetadata"]) if row["userMetadata"] else {}
         out.append((int(row["version"]), meta.get("run_id")))
     return out
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    """The whole job as it runs by default: with the user baselines."""
+    return config_under(tmp_path, "baseline.enabled=true")
 
 
 @pytest.fixture

@@ -53,9 +53,7 @@ def _expected_cases(rows, capacity):
             scores.setdefault(key, []).append(score)
     ranked = sorted(risk, key=lambda k: (-risk[k], k))[:capacity]
     cut = min((risk[k] for k in ranked), default=None)
-    return [
-        (rank, key, sum(s >= cut for s in scores[key]), risk[key]) for rank, key in enumerate(ranked, start=1)
-    ]
+    return [(rank, key, sum(s >= cut for s in scores[key]), risk[key]) for rank, key in enumerate(ranked, start=1)]
 
 
 def test_a_queued_case_holds_only_its_sessions_that_rank_with_the_queue(spark):

@@ -104,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     date_window_args(p)
 
+    p = sub.add_parser(
+        "baseline",
+        parents=[common],
+        help="build each user's behavioural baseline (user_baselines) from a window of input days",
+        description="raksha baseline build --start-date D1 --end-date D2: one snapshot per day of the window, "
+        "each day folded into the snapshot before it (its sessions not blocked and without a fraud verdict); "
+        "snapshots of later dates are rebuilt on them. The nightly job then scores day D against the newest "
+        "snapshot before D and keeps the baselines up to date itself.",
+    )
+    p.add_argument("action", choices=["build"])
+    date_window_args(p)
+
     p = sub.add_parser("history", parents=[common], help="the runs that wrote a date: table versions, rows, models")
     p.add_argument("--date", type=_date, required=True)
 

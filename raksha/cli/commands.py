@@ -79,6 +79,18 @@ def cmd_score(cfg: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_baseline(cfg: Config, args: argparse.Namespace) -> int:
+    """``raksha baseline build --start-date D1 --end-date D2``."""
+    from raksha.baselines.nightly import build
+
+    built = with_spark(cfg, "raksha-baseline-build", lambda spark: build(spark, cfg, args.start_date, args.end_date))
+    days = built["built"]
+    print(f"user baselines {built['run_id']}: {len(days)} snapshots, {days[0]} .. {days[-1]}")
+    print(f"  users in the snapshot of {days[-1]}: {built['users']}")
+    print(f"  table: {cfg.get('catalog.database')}.user_baselines ({cfg.path('warehouse')}/user_baselines)")
+    return 0
+
+
 def cmd_report(cfg: Config, args: argparse.Namespace) -> int:
     """``raksha report --date D``: the nightly report of a published day, rebuilt from the tables."""
     from raksha.pipeline.report import rebuild
@@ -235,6 +247,7 @@ COMMANDS = {
     "import-legacy": cmd_import_legacy,
     "score": cmd_score,
     "report": cmd_report,
+    "baseline": cmd_baseline,
     "queue-precision": cmd_queue_precision,
     "label": cmd_label,
     "evaluate": cmd_evaluate,

@@ -80,20 +80,41 @@ def with_decision(df: DataFrame, cfg: Config, risk_score_cut: float | None, name
     return df.withColumn(RISK_SCORE_CUT, cut).withColumn(name, decision(cfg)).drop(RISK_SCORE_CUT)
 
 
-def reasons() -> Column:
-    """The model that was more surprised speaks first; each contributes its top reasons."""
-    ae = F.coalesce(F.col("ae_reasons"), F.array())
-    seq = F.coalesce(F.col("seq_reasons"), F.array())
-    return F.when(F.col("seq_surprise") > F.col("ae_surprise"), F.concat(seq, ae)).otherwise(F.concat(ae, seq))
+# Each scorer's surprise (how unusual its output is) and its reasons; the user baseline's when the job computed it.
+SOURCES: tuple[tuple[str, str], ...] = (
+    ("ae_surprise", "ae_reasons"),
+    ("seq_surprise", "seq_reasons"),
+    ("user_baseline_surprise", "user_baseline_reasons"),
+)
+
+
+def present_sources(columns: list[str]) -> list[tuple[str, str]]:
+    return [(s, r) for s, r in SOURCES if s in columns]
+
+
+def reasons(columns: list[str]) -> Column:
+    """The scorer that was more surprised speaks first; each contributes its top reasons."""
+    ranked = F.sort_array(
+        F.array(
+            *[
+                F.struct(
+                    (-F.coalesce(F.col(s), F.lit(0.0))).alias("k"),
+                    F.lit(i).alias("i"),
+                    F.coalesce(F.col(r), F.array().cast(T.ArrayType(contract.REASON_TYPE))).alias("reasons"),
+                )
+                for i, (s, r) in enumerate(present_sources(columns))
+            ]
+        )
+    )
+    return F.flatten(F.transform(ranked, lambda x: x["reasons"]))
 
 
 def decide(scored: DataFrame, cfg: Config, risk_score_cut: float | None = None) -> DataFrame:
-    """Add risk_score, decision and reasons; drop the per-model intermediates."""
-    with_score = scored.withColumn(
-        "risk_score", calibration.risk_score_column(F.col("ae_surprise"), F.col("seq_surprise"))
-    )
+    """Add risk_score, decision and reasons; drop the per-scorer intermediates."""
+    sources = present_sources(scored.columns)
+    with_score = scored.withColumn("risk_score", calibration.risk_score_column(*[F.col(s) for s, _ in sources]))
     return (
         with_decision(with_score, cfg, risk_score_cut)
-        .withColumn("reasons", reasons())
-        .drop("ae_reasons", "seq_reasons", "ae_surprise", "seq_surprise")
+        .withColumn("reasons", reasons(with_score.columns))
+        .drop(*[c for pair in sources for c in pair])
     )

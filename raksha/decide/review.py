@@ -58,7 +58,9 @@ def top_cases(cases: DataFrame, capacity: int) -> DataFrame:
         F.col("case_sessions").alias("case_sessions"),
     )
     ranked = top.agg(F.array_sort(F.collect_list(order)).alias("cases"))
-    numbered = ranked.select(F.posexplode("cases"), F.try_element_at("cases", F.lit(-1))["case_risk"].alias("queue_cut"))
+    numbered = ranked.select(
+        F.posexplode("cases"), F.try_element_at("cases", F.lit(-1))["case_risk"].alias("queue_cut")
+    )
     return numbered.select(
         F.col("col.case_key").alias("case_key"),
         F.col("col.case_risk").alias("case_risk"),

@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from raksha import contract
+from raksha.baselines import nightly as baselines
 from raksha.config import Config
 from raksha.decide import privacy, review
 from raksha.decide.decisions import decide, validate_policy
@@ -35,8 +36,8 @@ from raksha.scoring.udfs import BroadcastModel, score_models
 
 log = logging.getLogger(__name__)
 
-PUBLISHED_TABLES = ("scored_sessions", "quarantine", "review_queue")  # then run_log
-WRITTEN_TABLES = (*PUBLISHED_TABLES, "run_log")
+PUBLISHED_TABLES = ("scored_sessions", "quarantine", "review_queue")  # then the user baselines, then run_log
+WRITTEN_TABLES = (*PUBLISHED_TABLES, contract.USER_BASELINES, contract.USER_BASELINE_REFERENCE, "run_log")
 EMPTY_DAY_MESSAGE = "empty day: no sessions; the date now holds zero rows"
 
 
@@ -67,6 +68,23 @@ def with_sequences(valid: DataFrame, actions: DataFrame) -> DataFrame:
         .withColumn("action_count", F.coalesce("action_count", F.lit(0)))
         .withColumn("unknown_action_count", F.coalesce("unknown_action_count", F.lit(0)))
     )
+
+
+def with_user_baselines(scored: DataFrame, user_baselines: baselines.Baselines | None) -> DataFrame:
+    """The user-baseline score, its reasons and surprise (``raksha.baselines``); with baselines off, a
+    null score and every user counted as having one (nothing to flag)."""
+    if user_baselines is None:
+        return scored.withColumn("user_baseline_score", F.lit(None).cast("double")).withColumn(
+            "has_user_baseline", F.lit(True)
+        )
+    return user_baselines.score(scored)
+
+
+def session_dq_flags(windows: int):
+    """``quality.session_dq_flags``, and NO_USER_BASELINE for a user compared with the population."""
+    flags = quality.session_dq_flags(windows)
+    no_baseline = F.array(F.lit(baselines.NO_BASELINE_FLAG))
+    return F.when(F.col("has_user_baseline"), flags).otherwise(F.concat(flags, no_baseline))
 
 
 def quarantine_rows(bad: DataFrame, run_id: str, at: dt.datetime, cfg: Config) -> DataFrame:
@@ -151,13 +169,15 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
     runtime = runtimes.configured(cfg)
     ae_model = BroadcastModel.of(spark, ae_version, runtime)
     seq_model = BroadcastModel.of(spark, seq_version, runtime)
+    user_baselines = baselines.load(spark, cfg, day, ae_version) if cfg.get("baseline.enabled") else None
 
     scored = (
         with_sequences(valid, actions)
         .transform(lambda df: score_models(df, ae_model, seq_model, threads, counter, windows))
+        .transform(lambda df: with_user_baselines(df, user_baselines))
         .transform(lambda df: challenger.score(df, spark, cfg, rival, (ae_version, seq_version), threads, counter))
         .transform(lambda df: decide(df, cfg, ae_version.risk_score_cut))
-        .withColumn("dq_flags", quality.session_dq_flags(windows))
+        .withColumn("dq_flags", session_dq_flags(windows))
         .withColumn("ae_model_version", F.lit(ae_version.version))
         .withColumn("seq_model_version", F.lit(seq_version.version))
         .withColumn("run_id", F.lit(run_id))
@@ -224,6 +244,10 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         for table, rows in (("scored_sessions", good), ("quarantine", quarantine), ("review_queue", queue)):
             versions[table] = tables.publish_day(spark, cfg, table, rows, day, run_id).version
         timings["publish"] = time.monotonic() - clock
+        if user_baselines is not None:
+            clock = time.monotonic()
+            versions.update(baselines.update(spark, cfg, user_baselines, good, run_id))
+            timings["baselines"] = time.monotonic() - clock
         clock = time.monotonic()
         run_row = {"run_id": run_id, "counts": counts, "decisions": decisions}
         written = nightly_report(spark, cfg, day, good, run_row, ae_version, seq_version)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import raksha
 
-KINDS = ("score", "label", "export", "restore", "vacuum")
+KINDS = ("score", "label", "export", "restore", "vacuum", "baseline")
 
 
 def new_run_id(kind: str, now: dt.datetime | None = None) -> str:

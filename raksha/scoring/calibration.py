@@ -13,9 +13,10 @@ The sequence model's outputs are probabilities; they are compared on the logit s
 Models imported from the notebooks carry no reference; they fall back to a parametric tail
 stated in ``fallback_surprise``.
 
-``risk_score`` combines both models' surprises with Fisher's method (strictly increasing in
-each) and maps the combined surprise S to 0-100 as ``100 * S / (S + 1.3)``: a combined tail
-probability of 5% scores 50, 0.1% about 70, 1e-6 about 82, and no finite output scores 100.
+``risk_score`` combines the surprises (both models', and the user-baseline score's when baselines are
+on) with Fisher's method (strictly increasing in each) and maps the combined surprise S to 0-100 as
+``100 * S / (S + 1.3)``: a combined tail probability of 5% scores 50, 0.1% about 70, 1e-6 about 82,
+and no finite output scores 100.
 """
 
 from __future__ import annotations
@@ -71,19 +72,54 @@ def fallback_surprise(values: np.ndarray, kind: str, threshold: float | None = N
     return -np.log10(np.clip(1.0 - x, 1e-12, 1.0))
 
 
-def combined_surprise(s1: np.ndarray, s2: np.ndarray) -> np.ndarray:
-    """Fisher's method on two tail probabilities given as surprises; returns the combined surprise."""
-    half_chi2 = LN10 * (np.asarray(s1) + np.asarray(s2))  # X/2 with X = -2 (ln p1 + ln p2)
-    return (half_chi2 - np.log1p(half_chi2)) / LN10  # -log10(exp(-X/2) (1 + X/2))
+def _poisson_terms(half_chi2, k: int):
+    """sum_{i<k} h^i / i!: with exp(-h), the survival of a chi-square with 2k degrees of freedom at 2h."""
+    term, total = 1.0, 1.0
+    for i in range(1, k):
+        term = term * half_chi2 / i
+        total = total + term
+    return total
 
 
-def risk_score(s_ae: np.ndarray, s_seq: np.ndarray) -> np.ndarray:
-    s = combined_surprise(s_ae, s_seq)
+def combined_surprise(*surprises: np.ndarray) -> np.ndarray:
+    """Fisher's method on tail probabilities given as surprises; returns the combined surprise."""
+    half_chi2 = LN10 * np.sum([np.asarray(s, dtype=np.float64) for s in surprises], axis=0)  # X/2, X = -2 sum ln p
+    return (half_chi2 - np.log(_poisson_terms(half_chi2, len(surprises)))) / LN10
+
+
+def risk_score(*surprises: np.ndarray) -> np.ndarray:
+    s = combined_surprise(*surprises)
     return 100.0 * s / (s + SCORE_HALF)
 
 
-def risk_score_column(s_ae: Column, s_seq: Column) -> Column:
+def risk_score_column(*surprises: Column) -> Column:
     """``risk_score`` as a Spark expression (the same formula as the numpy version above)."""
-    half_chi2 = F.lit(LN10) * (s_ae + s_seq)
-    s = (half_chi2 - F.log1p(half_chi2)) / F.lit(LN10)
+    half_chi2 = F.lit(LN10) * sum(surprises[1:], surprises[0])
+    s = (half_chi2 - F.log(_poisson_terms(half_chi2, len(surprises)))) / F.lit(LN10)
     return F.lit(100.0) * s / (s + F.lit(SCORE_HALF))
+
+
+BODY_POINTS = 41  # the reference's quantiles the Spark form interpolates between below its tail
+
+
+def surprise_column(values: Column, quantiles: Sequence[float]) -> Column:
+    """``surprise`` as a Spark expression: the empirical survival interpolated between ``BODY_POINTS``
+    of the reference's quantiles up to its 95th percentile, the same exponential tail above it."""
+    q = np.asarray(quantiles, dtype=np.float64)
+    tail_at = float(np.quantile(q, TAIL_FROM))
+    excess = q[q > tail_at] - tail_at
+    scale = float(excess.mean()) if len(excess) and excess.mean() > 0 else max(abs(tail_at), 1.0) * 1e-3
+    probs = np.linspace(0.0, TAIL_FROM, BODY_POINTS)
+    points = np.quantile(q, probs)
+    x = values.cast("double")
+    tail = F.lit(-math.log10(1.0 - TAIL_FROM)) + (x - F.lit(tail_at)) / F.lit(scale * LN10)
+    out = F.when(x > F.lit(tail_at), tail)
+    out = out.when(x < F.lit(float(points[0])), F.lit(0.0))
+    for (q0, p0), (q1, p1) in zip(
+        zip(points, probs, strict=True), zip(points[1:], probs[1:], strict=True), strict=False
+    ):
+        if q1 <= q0:
+            continue
+        cdf = F.lit(float(p0)) + (x - F.lit(float(q0))) * F.lit(float((p1 - p0) / (q1 - q0)))
+        out = out.when(x <= F.lit(float(q1)), -F.log10(F.lit(1.0) - cdf))
+    return out.otherwise(F.lit(-math.log10(1.0 - TAIL_FROM)))

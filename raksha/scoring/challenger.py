@@ -28,6 +28,7 @@ from raksha.models.artifacts import ModelVersion
 from raksha.scoring import calibration
 from raksha.scoring.udfs import BroadcastModel, model_inputs, models_udf
 
+BASELINE_SURPRISE = "user_baseline_surprise"
 log = logging.getLogger(__name__)
 
 PREFIX = "challenger_"
@@ -111,7 +112,12 @@ def score(
     out = out.withColumns({f"{PREFIX}{c}": F.col(c) for c in theirs})
     out = out.withColumn(
         f"{PREFIX}risk_score",
-        calibration.risk_score_column(F.col(f"{PREFIX}ae_surprise"), F.col(f"{PREFIX}seq_surprise")),
+        # the user baseline (not a model version) is the champion's and the challenger's alike
+        calibration.risk_score_column(
+            F.col(f"{PREFIX}ae_surprise"),
+            F.col(f"{PREFIX}seq_surprise"),
+            *([F.col(BASELINE_SURPRISE)] if BASELINE_SURPRISE in out.columns else []),
+        ),
     )
     out = _challenger_decision(out, cfg, ae_version.risk_score_cut)
     return out.withColumns(

@@ -22,7 +22,7 @@ from raksha.synthetic.actions import ACTION_NAME_TABLE, RESUMED_RATE, action_tim
 from raksha.synthetic.labels import ATO, BOT, SE, draw_truth, labels_frame, oddity_code
 from raksha.synthetic.users import LOADINGS, dynamics, make_users, numbered_ids
 
-TIME_OF_DAY_PHASE = -math.pi / 2  # midnight at (sin, cos) = (-1, 0), as the notebook's examples
+TIME_OF_DAY_PHASE = contract.TIME_OF_DAY_PHASE  # midnight at (sin, cos) = (-1, 0), as the notebook's examples
 
 
 @dataclass

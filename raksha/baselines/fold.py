@@ -1,0 +1,194 @@
+"""A day folded into the user baselines: the state as of D-1 plus day D's sessions is the state as of D.
+
+Pure DataFrame transforms. Which sessions count: those with a user, not blocked (``decision``
+BLOCK) and without a fraud verdict (the caller passes their ids). Each value is first clipped to
+the user's mean +- ``baseline.winsorize_sd`` spreads as the state said before the day
+(``habits.expected``: the population's for a new user), so one odd session moves a baseline
+little. Then, per user, the day's weights, sums and sums of squares are added to the old ones
+decayed by half every ``baseline.half_life_days`` (each row's sums are decayed to its
+``last_seen``, so the rows of users not seen that day are carried over unchanged); devices,
+networks and places are merged (sessions summed, last seen the latest), those not seen for
+``baseline.forget_after_days`` dropped, and the most recently seen ``baseline.max_*`` kept. A user
+not seen for ``forget_after_days`` is dropped whole: back later, they start again from the
+population.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from raksha import contract
+from raksha.baselines.habits import (
+    EXPECTED,
+    PREFIX,
+    Population,
+    Settings,
+    expectations,
+    place_cell,
+    prefixed,
+    with_expectations,
+)
+
+SET_KINDS = ("devices", "networks", "places")
+
+
+def counted(sessions: DataFrame, fraud_ids: DataFrame | None) -> DataFrame:
+    """The sessions that may update a baseline: a user, not BLOCK, no fraud verdict."""
+    kept = sessions.where(F.col("user_id").isNotNull())
+    if "decision" in sessions.columns:
+        kept = kept.where(F.col("decision").isNull() | (F.col("decision") != "BLOCK"))
+    if fraud_ids is not None:
+        kept = kept.join(fraud_ids.select("session_id").distinct(), on="session_id", how="left_anti")
+    return kept
+
+
+READ = ("user_id", "device_id", "time_of_day_sin", "time_of_day_cos", "wifi_id_hash", "gps_latitude", "gps_longitude")
+
+
+def _winsorized(sessions: DataFrame, state: DataFrame, day: dt.date, population: Population, s: Settings) -> DataFrame:
+    read = sessions.select(*READ, *contract.BASELINE_FEATURES)
+    joined = with_expectations(read, expectations(state, day, population, s), population)
+    clipped = []
+    for feature in contract.BASELINE_FEATURES:
+        mean, sd = F.col(f"{EXPECTED}{feature}_mean"), F.col(f"{EXPECTED}{feature}_sd")
+        width = F.lit(s.winsorize_sd) * sd
+        value = F.col(feature)  # greatest/least skip nulls: a missing value stays missing
+        clipped.append(F.when(value.isNotNull(), F.least(F.greatest(value, mean - width), mean + width)).alias(feature))
+    return joined.select(*READ, *clipped)
+
+
+def _day_sums(sessions: DataFrame, day: dt.date, s: Settings) -> DataFrame:
+    """One row per user of the day: weights, sums, sums of squares, and what they were seen with."""
+    sums = []
+    for feature in contract.BASELINE_FEATURES:
+        value = F.col(feature)
+        sums += [
+            F.count(value).cast("double").alias(f"{feature}_weight"),
+            F.coalesce(F.sum(value), F.lit(0.0)).alias(f"{feature}_sum"),
+            F.coalesce(F.sum(value * value), F.lit(0.0)).alias(f"{feature}_sumsq"),
+        ]
+    timed = F.col("time_of_day_sin").isNotNull() & F.col("time_of_day_cos").isNotNull()
+    lat, lon = place_cell(F.col("gps_latitude"), s), place_cell(F.col("gps_longitude"), s)
+    place = F.when(lat.isNotNull() & lon.isNotNull(), F.struct(lat.alias("lat_cell"), lon.alias("lon_cell")))
+    return sessions.groupBy("user_id").agg(
+        F.count("*").alias("sessions"),
+        *sums,
+        F.count(F.when(timed, 1)).cast("double").alias("hour_weight"),
+        F.coalesce(F.sum(F.when(timed, F.col("time_of_day_sin"))), F.lit(0.0)).alias("hour_sin_sum"),
+        F.coalesce(F.sum(F.when(timed, F.col("time_of_day_cos"))), F.lit(0.0)).alias("hour_cos_sum"),
+        _seen(F.collect_list("device_id"), day).alias("devices"),
+        _seen(F.collect_list("wifi_id_hash"), day).alias("networks"),
+        _seen_places(F.collect_list(place), day).alias("places"),
+    )
+
+
+def _seen(ids: Column, day: dt.date) -> Column:
+    """Distinct ids of a day with how many sessions each: {id, sessions, last_seen}."""
+    return F.transform(
+        F.array_distinct(ids),
+        lambda i: F.struct(
+            i.alias("id"),
+            F.size(F.filter(ids, lambda x: x == i)).cast("long").alias("sessions"),
+            F.lit(day).alias("last_seen"),
+        ),
+    )
+
+
+def _seen_places(cells: Column, day: dt.date) -> Column:
+    return F.transform(
+        F.array_distinct(cells),
+        lambda c: F.struct(
+            c["lat_cell"].alias("lat_cell"),
+            c["lon_cell"].alias("lon_cell"),
+            F.size(F.filter(cells, lambda x: x == c)).cast("long").alias("sessions"),
+            F.lit(day).alias("last_seen"),
+        ),
+    )
+
+
+def _merged(old: Column, new: Column, keys: tuple[str, ...], day: dt.date, keep: int, forget_after: int) -> Column:
+    """Old and new {keys..., sessions, last_seen} merged by key, the forgotten dropped, the latest ``keep`` kept."""
+    both = F.concat(F.coalesce(old, F.array()), F.coalesce(new, F.array()))
+    key_of = lambda r: F.struct(*[r[k].alias(k) for k in keys])  # noqa: E731
+    distinct = F.array_distinct(F.transform(both, key_of))
+    merged = F.transform(
+        distinct,
+        lambda k: F.struct(
+            *[k[name].alias(name) for name in keys],
+            F.aggregate(
+                F.filter(both, lambda r: key_of(r) == k), F.lit(0).cast("long"), lambda acc, r: acc + r["sessions"]
+            ).alias("sessions"),
+            F.array_max(F.transform(F.filter(both, lambda r: key_of(r) == k), lambda r: r["last_seen"])).alias(
+                "last_seen"
+            ),
+        ),
+    )
+    cutoff = F.lit(day - dt.timedelta(days=forget_after))
+    recent = F.filter(merged, lambda r: r["last_seen"] > cutoff)
+    # newest first, then the most used, then the key: the same order on every run
+    ordered = F.sort_array(
+        F.transform(
+            recent,
+            lambda r: F.struct(
+                F.datediff(F.lit(day), r["last_seen"]).alias("age"),
+                (-r["sessions"]).alias("uses"),
+                key_of(r).alias("key"),
+                r.alias("r"),
+            ),
+        )
+    )
+    return F.transform(F.slice(ordered, 1, keep), lambda x: x["r"])
+
+
+def fold_day(
+    state: DataFrame | None,
+    sessions: DataFrame,
+    day: dt.date,
+    population: Population,
+    s: Settings,
+    run_id: str,
+    fraud_ids: DataFrame | None = None,
+) -> DataFrame:
+    """The ``user_baselines`` snapshot as of ``day``: ``state`` (the snapshot before it, or None) with the
+    day's counted sessions folded in (columns of ``contract.USER_BASELINES_SCHEMA``)."""
+    if state is None:
+        state = sessions.sparkSession.createDataFrame([], contract.USER_BASELINES_SCHEMA)
+    state = state.select(*[f.name for f in contract.USER_BASELINES_SCHEMA.fields])
+    today = _day_sums(_winsorized(counted(sessions, fraud_ids), state, day, population, s), day, s)
+    old = prefixed(state)
+    joined = old.join(today, on="user_id", how="full_outer")
+    factor = F.pow(F.lit(0.5), F.datediff(F.lit(day), F.col(PREFIX + "last_seen")) / F.lit(s.half_life_days))
+    seen_today = F.col("sessions").isNotNull()
+
+    def summed(name: str) -> Column:
+        old_value = F.coalesce(F.col(PREFIX + name) * factor, F.lit(0.0))
+        return F.when(seen_today, old_value + F.col(name)).otherwise(F.col(PREFIX + name)).alias(name)
+
+    sums = [
+        summed(f"{feature}_{part}") for feature in contract.BASELINE_FEATURES for part in ("weight", "sum", "sumsq")
+    ]
+    sums += [summed(name) for name in ("hour_weight", "hour_sin_sum", "hour_cos_sum")]
+    sets = []
+    for kind, keys, keep in (
+        ("devices", ("id",), s.max_devices),
+        ("networks", ("id",), s.max_networks),
+        ("places", ("lat_cell", "lon_cell"), s.max_places),
+    ):
+        merged = _merged(F.col(PREFIX + kind), F.col(kind), keys, day, keep, s.forget_after_days)
+        sets.append(F.when(seen_today, merged).otherwise(F.col(PREFIX + kind)).alias(kind))
+    folded = joined.select(
+        "user_id",
+        (F.coalesce(F.col(PREFIX + "sessions"), F.lit(0)) + F.coalesce(F.col("sessions"), F.lit(0)))
+        .cast("long")
+        .alias("sessions"),
+        F.coalesce(F.col(PREFIX + "first_seen"), F.lit(day)).alias("first_seen"),
+        F.when(seen_today, F.lit(day)).otherwise(F.col(PREFIX + "last_seen")).alias("last_seen"),
+        *sums,
+        *sets,
+        F.lit(run_id).alias("run_id"),
+    )
+    cutoff = F.lit(day - dt.timedelta(days=s.forget_after_days))
+    return folded.where(F.col("last_seen") > cutoff)

@@ -1,0 +1,106 @@
+"""Where the user baselines live: one snapshot per date in ``user_baselines`` (the state after that
+date's sessions) and the score's reference of that date in ``user_baseline_reference``.
+
+Day D is scored against the newest snapshot before D, so a rerun of D reads what the first run read
+and gives the same scores. After D is published its snapshot is written (one commit per table, as
+every table's day). Snapshots older than ``baseline.keep_days`` before the newest are deleted (the
+newest is always kept); a rerun older than that finds an older snapshot or none, and ``raksha
+baseline build`` bootstraps any window from the input history.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from raksha import contract
+from raksha.config import Config
+from raksha.platform import tables
+
+log = logging.getLogger(__name__)
+
+QUANTILES = 1001
+
+
+def snapshot_dates(spark: SparkSession, cfg: Config) -> list[dt.date]:
+    """The dates with a published snapshot, oldest first."""
+    if not tables.exists(spark, cfg, contract.USER_BASELINES):
+        return []
+    name = tables.table_name(cfg, contract.USER_BASELINES)
+    found = spark.table(name).select("dt").distinct().collect()
+    return sorted(dt.date.fromisoformat(r["dt"]) for r in found)
+
+
+def snapshot_before(spark: SparkSession, cfg: Config, day: dt.date) -> dt.date | None:
+    """The newest snapshot date before ``day`` (what ``day`` is scored against), or None."""
+    earlier = [d for d in snapshot_dates(spark, cfg) if d < day]
+    return earlier[-1] if earlier else None
+
+
+def read_snapshot(spark: SparkSession, cfg: Config, as_of: dt.date) -> DataFrame:
+    name = tables.table_name(cfg, contract.USER_BASELINES)
+    return spark.table(name).where(F.col("dt") == as_of.isoformat()).drop("dt")
+
+
+def read_reference(spark: SparkSession, cfg: Config, as_of: dt.date) -> list[float] | None:
+    """The user-baseline score's quantiles on the snapshot's day, or None (too few sessions, or none written)."""
+    if not tables.exists(spark, cfg, contract.USER_BASELINE_REFERENCE):
+        return None
+    name = tables.table_name(cfg, contract.USER_BASELINE_REFERENCE)
+    row = spark.table(name).where(F.col("dt") == as_of.isoformat()).select("quantiles").first()
+    return list(row["quantiles"]) if row is not None and row["quantiles"] else None
+
+
+def reference_quantiles(scored: DataFrame) -> tuple[int, list[float] | None]:
+    """(sessions, quantiles) of ``user_baseline_score`` over the day's sessions of users with a
+    baseline, BLOCK left out; no quantiles below 100 sessions."""
+    probs = [i / (QUANTILES - 1) for i in range(QUANTILES)]
+    counted = scored.where(F.col("has_user_baseline") & (F.coalesce(F.col("decision"), F.lit("")) != "BLOCK"))
+    row = counted.agg(
+        F.count("*").alias("n"), F.percentile_approx("user_baseline_score", probs, 10_000).alias("q")
+    ).first()
+    n = int(row["n"] or 0)
+    return n, (list(row["q"]) if n >= 100 and row["q"] else None)
+
+
+def publish(
+    spark: SparkSession,
+    cfg: Config,
+    day: dt.date,
+    state: DataFrame,
+    reference: tuple[int, list[float] | None],
+    run_id: str,
+) -> dict[str, int]:
+    """Write ``day``'s snapshot and reference (one commit each); returns the Delta versions."""
+    versions = {
+        contract.USER_BASELINES: tables.publish_day(spark, cfg, contract.USER_BASELINES, state, day, run_id).version
+    }
+    sessions, quantiles = reference
+    rows = [] if quantiles is None else [{"sessions": sessions, "quantiles": quantiles, "run_id": run_id}]
+    frame = spark.createDataFrame(rows, contract.USER_BASELINE_REFERENCE_SCHEMA)
+    versions[contract.USER_BASELINE_REFERENCE] = tables.publish_day(
+        spark, cfg, contract.USER_BASELINE_REFERENCE, frame, day, run_id
+    ).version
+    return versions
+
+
+def prune(spark: SparkSession, cfg: Config, keep_days: int, run_id: str) -> list[dt.date]:
+    """Delete snapshots (and references) more than ``keep_days`` before the newest; returns the dates deleted."""
+    dates = snapshot_dates(spark, cfg)
+    if not dates:
+        return []
+    cutoff = dates[-1] - dt.timedelta(days=keep_days)
+    old = [d for d in dates if d < cutoff]
+    if not old:
+        return []
+    for table in (contract.USER_BASELINES, contract.USER_BASELINE_REFERENCE):
+        if not tables.exists(spark, cfg, table):
+            continue
+        with tables.committing(spark, cfg, table, run_id, old) as name:
+            DeltaTable.forName(spark, name).delete(F.col("dt") < cutoff.isoformat())
+    log.info("user baselines: snapshots before %s deleted (%d dates)", cutoff, len(old))
+    return old
