@@ -21,6 +21,8 @@ d. notebook: the notebooks' per-row ``score_session`` and ``predict_session_risk
 e. crossing (only when asked, ``--variants a,e,b``): raksha's pandas UDF with a body that returns
    constants: the cost of crossing to Python and back, without the models;
 f. raksha-keras (only when asked): raksha with ``scoring.runtime: keras`` (TensorFlow in the workers).
+h. raksha-no-baselines (only when asked): raksha with ``baseline.enabled: false``, so the table shows what the user
+   baselines cost (issue 15: at most 15% of raksha's time).
 
 Per day it prints a table (wall seconds, sessions/s, ratios to the bare floor and to the floor, peak RSS
 of the driver JVM and of the largest Python worker, CPU seconds of the JVM and of the Python workers), the
@@ -250,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_variants,
         default=DEFAULT_VARIANTS,
         help="g,a,b,c,d (bare, floor, raksha, recipe, notebook; default), e (crossing: the UDF without the models), "
-        "f (raksha-keras: scoring.runtime=keras)",
+        "f (raksha-keras: scoring.runtime=keras), h (raksha-no-baselines: baseline.enabled=false)",
     )
     parser.add_argument(
         "--day",

@@ -25,6 +25,7 @@ VARIANTS = {
     "d": "notebook",
     "e": "crossing",
     "f": "raksha-keras",
+    "h": "raksha-no-baselines",
 }
 DEFAULT_VARIANTS = ["g", "a", "b", "c", "d"]
 DAYS = ("generated", "stress")  # --day both runs them in this order

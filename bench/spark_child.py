@@ -18,7 +18,7 @@ from variants import score_models_stand_in
 def child_spark(variant: str, raw: Path, out: Path, result_path: Path, profile: bool = False) -> None:
     """Run ``variant`` once in this process on the day under ``raw``; write a JSON result.
 
-    a, b, c, e, f: ``raksha.pipeline.daily.run`` (with a stand-in for its scoring step for a, c, e);
+    a, b, c, e, f, h: ``raksha.pipeline.daily.run`` (with a stand-in for its scoring step for a, c, e);
     g: the bare floor (``bare.run_bare``). ``profile``: with Spark's cProfile of every Python UDF
     (``spark.sql.pyspark.udf.profiler=perf``).
     """
@@ -30,6 +30,8 @@ def child_spark(variant: str, raw: Path, out: Path, result_path: Path, profile: 
     sets = bench_sets(raw, out) + event_log_sets(event_log)
     if variant == "f":
         sets.append("scoring.runtime=keras")
+    if variant == "h":
+        sets.append("baseline.enabled=false")
     if profile:
         sets.append("spark.conf.spark.sql.pyspark.udf.profiler=perf")
     cfg = load_config(sets=sets)

@@ -207,3 +207,24 @@ def test_the_udf_returns_the_standardised_error_and_the_reasons(spark, shipped):
         assert row["ae_surprise"] == pytest.approx(expected["ae_surprise"][i], rel=1e-5)
         assert [r["feature"] for r in row["ae_reasons"]] == [r["feature"] for r in reasons[i]]
     assert sum(1 for r in rows.values() if r["ae_reasons"]) > 30
+
+
+def test_what_was_not_measured_is_not_evidence_in_the_standardised_error():
+    """A session without motion sensors or gps scores as if they had read the training's usual values; the
+    notebook's ae_error still sees the zeros it was fed."""
+    scorer = BehaviorScorer(artifacts.load_version(MODELS, contract.AE_MODEL))
+    sessions = generate_day(DAY, 200, 0.0, seed=21).sessions
+    observed = pd.DataFrame(feature_matrix(sessions), columns=FEATURES)
+    missing = observed.copy()
+    for feature in ("accel_variance", "gyro_variance", "gps_latitude", "gps_longitude"):
+        missing[feature] = np.nan
+    for indicator in ("accel_variance_missing", "gyro_variance_missing", "gps_location_missing"):
+        missing[indicator] = 1.0
+    usual = observed.copy()
+    for feature in ("accel_variance", "gyro_variance", "gps_latitude", "gps_longitude"):
+        usual[feature] = scorer.scaler.mean[FEATURES.index(feature)]
+    for indicator in ("accel_variance_missing", "gyro_variance_missing", "gps_location_missing"):
+        usual[indicator] = 0.0
+    got, expected = scorer.score(missing, with_reasons=False), scorer.score(usual, with_reasons=False)
+    np.testing.assert_allclose(got["ae_std_error"], expected["ae_std_error"], rtol=1e-6)
+    assert (got["ae_error"] > expected["ae_error"]).mean() > 0.9  # the notebook's error is unchanged: zeros fed

@@ -129,12 +129,12 @@ def test_audit_sample_is_the_same_on_a_rerun_and_about_the_rate(spark):
     assert sorted(first["session_id"]) != sorted(other_day["session_id"])
 
 
-def test_default_policy_is_the_notebooks(spark, cfg):
-    """The notebooks: BLOCK when the LSTM's risk is above 0.8, else REVIEW when the autoencoder flags,
-    else ALLOW. seq_is_block is what the scorer writes for the notebook's 0.8 (test_artifacts checks
-    the scorer against the version's block_threshold); the default rules read it and ae_is_anomaly."""
-    rows = [(risk, int(risk > 0.8), anomaly) for risk, anomaly in [(0.85, 0), (0.79, 1), (0.1, 0), (0.81, 1)]]
-    df = spark.createDataFrame(rows, "seq_risk double, seq_is_block int, ae_is_anomaly int")
+def test_default_policy_blocks_the_notebooks_sequences_and_reviews_a_high_risk_score(spark, cfg):
+    """BLOCK when the LSTM's risk is above 0.8 (the notebook; seq_is_block is what the scorer writes for the
+    version's block_threshold), else REVIEW when risk_score (all the evidence combined) is 65 or more, else
+    ALLOW: the notebook autoencoder's anomaly flag alone does not flag a session."""
+    rows = [(0.85, 1, 10.0, 0), (0.79, 0, 65.0, 0), (0.1, 0, 64.9, 1), (0.81, 1, 99.0, 1)]
+    df = spark.createDataFrame(rows, "seq_risk double, seq_is_block int, risk_score double, ae_is_anomaly int")
     assert [r[0] for r in df.select(decision(cfg)).collect()] == ["BLOCK", "REVIEW", "ALLOW", "BLOCK"]
 
 

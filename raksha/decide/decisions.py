@@ -4,9 +4,9 @@ Pure DataFrame transforms over the scored columns.
 
 The decision policy lives in config (``decision.rules``): an ordered list of rules, each a
 Spark SQL condition over the scored columns and the decision it gives; the first rule that
-matches wins, ``decision.default`` otherwise. The defaults are the notebooks':
-``seq_is_block = 1`` blocks (seq_risk above the version's ``block_threshold``, the notebook's 0.8),
-an autoencoder anomaly is reviewed. Rules are checked when the job
+matches wins, ``decision.default`` otherwise. The defaults: ``seq_is_block = 1`` blocks (the LSTM
+notebook: seq_risk above the version's ``block_threshold``, 0.8), ``risk_score >= 65`` is reviewed
+(all the evidence combined); the autoencoder notebook's ``ae_is_anomaly`` stays a column. Rules are checked when the job
 starts, against the scored columns: a typo in a rule is an error before anything runs.
 """
 

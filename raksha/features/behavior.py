@@ -123,6 +123,14 @@ def reason_columns(prefix: str, top: int) -> list[str]:
 # frequencies in its input (a weekday missing from training would otherwise feed weights it never trained).
 DAY_FEATURES = tuple(f for f in contract.BINARY_FEATURES if f.startswith("day_of_week_"))
 _IS_DAY = np.array([f in DAY_FEATURES for f in contract.FEATURES])
+_INDEX = {f: i for i, f in enumerate(contract.FEATURES)}
+# The notebook's missing-value indicators and the features whose absence they mark.
+MISSING_INDICATORS: dict[str, tuple[str, ...]] = {
+    "accel_variance_missing": ("accel_variance",),
+    "gyro_variance_missing": ("gyro_variance",),
+    "wifi_info_missing": ("wifi_id_hash",),
+    "gps_location_missing": ("gps_latitude", "gps_longitude"),
+}
 BEHAVIOUR_INDEX = np.flatnonzero(~_IS_DAY)  # the 23 features the standardised error and the reasons cover
 # No feature's held-out mean squared error is taken below this (a feature reconstructed perfectly on
 # held-out rows, e.g. a binary always 0 in training, would otherwise divide by about 0).
@@ -195,6 +203,18 @@ class FeatureErrors:
         out = np.array(x, dtype=np.float64, copy=True)
         out[..., _IS_DAY] = self.expected[_IS_DAY]
         return out
+
+    def neutral(self, x: np.ndarray, observed: np.ndarray) -> np.ndarray:
+        """``neutral_days(x)`` with what was not measured at its expected value too: each missing feature
+        (null in ``observed``, filled with 0 for the notebook's input) and each missing-value indicator that
+        is on. A phone without a gyroscope, or a session on mobile data, is not evidence of anything; the
+        notebook's ``ae_error`` still sees the zeros."""
+        out = self.neutral_days(x)
+        missing = np.isnan(observed)
+        for indicator, measured in MISSING_INDICATORS.items():
+            on = (observed[:, _INDEX[indicator]] >= 0.5) | np.any(missing[:, [_INDEX[m] for m in measured]], axis=1)
+            missing[:, _INDEX[indicator]] |= on
+        return np.where(missing, self.expected, out)
 
     def standardised(self, squared: np.ndarray) -> np.ndarray:
         """Mean over the 23 behavioural features of squared error / that feature's held-out mean (last axis)."""

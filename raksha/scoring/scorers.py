@@ -170,7 +170,7 @@ class BehaviorScorer:
         observed = feature_matrix(features)
         x = model_input(observed, self.scaler)
         out = ae_outputs(reconstruction_error(x, self.reconstruct(x)), self.threshold)
-        neutral = self.feature_errors.neutral_days(x)
+        neutral = self.feature_errors.neutral(x, observed)
         std_error = self.feature_errors.standardised(feature_errors(neutral, self.reconstruct(neutral)))
         out["ae_std_error"] = std_error if self.standardised else np.full(len(x), np.nan)
         out["ae_surprise"] = self.surprise(out["ae_error"].to_numpy(), std_error if self.standardised else None)
