@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 DAY    ?= 2026-11-01
+HISTORY_START := $(shell $(PYTHON) -c "import datetime as d; print(d.date.fromisoformat('$(DAY)') - d.timedelta(days=4))")
+HISTORY_END   := $(shell $(PYTHON) -c "import datetime as d; print(d.date.fromisoformat('$(DAY)') - d.timedelta(days=1))")
 DEMO   := data/demo
 DEMO_SETS := --set paths.sessions=$(DEMO)/raw/sessions --set paths.actions=$(DEMO)/raw/action_log \
 	--set paths.labels=$(DEMO)/raw/labels --set paths.warehouse=$(DEMO)/warehouse \
@@ -26,8 +28,9 @@ $(VENV)/.installed: setup.py raksha/platform/jars.py
 	$(BIN)/python -m raksha.platform.jars
 	touch $@
 
-demo: setup ## generate one day of sample data, score it with the shipped models, print a summary
-	$(BIN)/raksha generate --start-date $(DAY) --days 1 --sessions-per-day 20000 $(DEMO_SETS)
+demo: setup ## generate four days of history and a day of sample data, build the users' baselines from the history, score the day with the shipped models, print a summary
+	$(BIN)/raksha generate --start-date $(HISTORY_START) --days 5 --sessions-per-day 20000 $(DEMO_SETS)
+	$(BIN)/raksha baseline build --start-date $(HISTORY_START) --end-date $(HISTORY_END) $(DEMO_SETS)
 	$(BIN)/raksha score --date $(DAY) $(DEMO_SETS)
 
 test: setup ## run the test suite

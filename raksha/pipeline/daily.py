@@ -58,6 +58,7 @@ class RunResult:
     report: dict[str, str] = field(default_factory=dict)  # html, png, json -> where the nightly report is
     warnings: list[str] = field(default_factory=list)  # drift above 0.2, a report not written (also in run_log)
     drift_psi: dict[str, float] = field(default_factory=dict)  # column -> PSI against the reference
+    baseline_as_of: dt.date | None = None  # the user-baseline snapshot the day was scored against
 
 
 def with_sequences(valid: DataFrame, actions: DataFrame) -> DataFrame:
@@ -148,7 +149,8 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
             "drift_psi": result.drift_psi,
         }
         append_run_log(spark, cfg, day, row)
-    result.tables = {t: tables.table_name(cfg, t) for t in (*PUBLISHED_TABLES, "run_log")}
+    written = [t for t in WRITTEN_TABLES if t in PUBLISHED_TABLES or t in result.versions or t == "run_log"]
+    result.tables = {t: tables.table_name(cfg, t) for t in written}
     log.info("run %s: done in %.1f s: %s", run_id, timings["total"], result.decisions)
     return result
 
@@ -194,6 +196,7 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         F.sum(F.when(ok, 1).otherwise(0)).alias("scored"),
         F.count_distinct("session_id").alias("distinct_sessions"),
         F.sum(F.when(ok & (F.col("action_count") == 0), 1).otherwise(0)).alias("sessions_without_actions"),
+        F.sum(F.when(ok & ~F.col("has_user_baseline"), 1).otherwise(0)).alias("sessions_without_user_baseline"),
     ).first()
     timings["score"] = time.monotonic() - clock
     failpoints.hit("after_score")
@@ -226,6 +229,7 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         "unknown_actions": actions.filter(~known | F.col("action").isNull()).count(),
         "orphan_actions": orphan_actions,
         "sessions_without_actions": int(stats["sessions_without_actions"] or 0),
+        "sessions_without_user_baseline": int(stats["sessions_without_user_baseline"] or 0),
         "review_cases": int(queue_stats["cases"] or 0),
         "review_sessions": int(queue_stats["sessions"] or 0),
         "review_audit_sessions": int(queue_stats["audit"] or 0),
@@ -270,6 +274,8 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         )
         loads.update({f"{model}.{k}": v for k, v in summary.items()})
     result = RunResult(run_id, day, counts, decisions, loads, challenger=compared, versions=versions)
+    if user_baselines is not None:
+        result.baseline_as_of = user_baselines.as_of
     result.report, result.warnings, result.drift_psi = written
     return result
 

@@ -25,6 +25,12 @@ def print_run_summary(spark: SparkSession, cfg: Config, result) -> None:
         f"  review queue: {counts['review_cases']} cases ({counts['review_sessions']} sessions, "
         f"{counts['review_overflow_cases']} cases over capacity) + {counts['review_audit_sessions']} audit sessions"
     )
+    if "user_baselines" in result.versions:
+        against = f"the snapshot of {result.baseline_as_of}" if result.baseline_as_of else "no snapshot (the first day)"
+        print(
+            f"  user baselines: scored against {against}; {counts.get('sessions_without_user_baseline', 0)} "
+            f"sessions of users without one (NO_USER_BASELINE); the snapshot of {day} written"
+        )
     print("  decisions (from the catalog):")
     for row in rows:
         print(f"    {row['decision']:<7} {row['sessions']}")
