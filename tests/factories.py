@@ -62,7 +62,11 @@ def write_partition(frame: pd.DataFrame, root: Path | str, day: dt.date, name: s
 
 
 def write_untrained_models(
-    models_root: Path | str, seed: int = 0, broken_autoencoder: bool = False, broken_sequence: bool = False
+    models_root: Path | str,
+    seed: int = 0,
+    broken_autoencoder: bool = False,
+    broken_sequence: bool = False,
+    ae_threshold: float = 1.0,
 ) -> None:
     """Promoted versions of both notebook networks with initial weights (plumbing tests only).
 
@@ -84,7 +88,7 @@ def write_untrained_models(
             "model.keras": _model_bytes(architectures.build_autoencoder(), broken_autoencoder),
             "scaler.json": json.dumps(scaler.to_json()).encode(),
         },
-        {"threshold": 1.0, "source": "test-untrained"},
+        {"threshold": ae_threshold, "source": "test-untrained"},
         promote_it=True,
     )
     artifacts.write_version(
@@ -122,5 +126,6 @@ def cli_sets(cfg, *extra: str) -> list[str]:
     """``--set`` arguments that point a command at ``cfg``'s paths and catalog database, then ``extra``
     (``key=value`` settings)."""
     sets = [f"paths.{key}={cfg.path(key)}" for key in cfg.get("paths")]
-    sets += [f"catalog.database={cfg.get('catalog.database')}", *extra]
+    sets += [f"catalog.database={cfg.get('catalog.database')}"]
+    sets += [f"baseline.enabled={str(cfg.get('baseline.enabled')).lower()}", *extra]  # as the in-process runs
     return [arg for item in sets for arg in ("--set", item)]

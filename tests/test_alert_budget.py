@@ -59,7 +59,12 @@ def scored_days(spark, tmp_path_factory):
     """Two generated days (700 sessions each, 5% attacks) scored with a copy of the shipped models."""
     root = tmp_path_factory.mktemp("calibrate")
     shutil.copytree(REPO / "models", root / "models")
-    cfg = conftest.test_config(root)
+    # the notebooks' rules: calibrate sets the autoencoder threshold, which decides through ae_is_anomaly
+    notebooks = (
+        'decision.rules=[{"when": "seq_is_block = 1", "decision": "BLOCK"}, '
+        '{"when": "ae_is_anomaly = 1", "decision": "REVIEW"}]'
+    )
+    cfg = conftest.test_config(root, notebooks)
     synthetic.generate(DAY, 2, 700, 0.05, 21, cfg.path("sessions"), cfg.path("actions"), cfg.path("labels"))
     for day in DAYS:
         run(spark, cfg, day)

@@ -262,6 +262,13 @@ def test_nightly_days_are_scored_against_the_day_before_and_reruns_rebuild_what_
     )
     assert tables.exists(spark, cfg, contract.USER_BASELINE_REFERENCE)
 
+    # restoring the first day as its first run wrote it rebuilds the second day's snapshot on it again
+    from raksha.platform import history
+
+    restored = history.restore(spark, cfg, days[0], first.run_id)
+    again = factories.read_table_day(cfg, contract.USER_BASELINES, days[1])
+    assert (again["run_id"] == restored.run_id).all() and again["sessions"].sum() == 60 + 60
+
 
 def _comparable(snapshot: pd.DataFrame) -> pd.DataFrame:
     """A snapshot without its run, sets as sorted tuples, by user."""

@@ -58,6 +58,7 @@ def test_score_on_a_standalone_cluster_equals_local_mode(spark, tmp_path):
     remote = config_under(root / "remote", shipped_models, *(f"paths.{k}={v}" for k, v in raw.items()))
     sets = [a for key in remote.get("paths") for a in ("--set", f"paths.{key}={remote.path(key)}")]
     sets += ["--set", f"catalog.database={remote.get('catalog.database')}"]
+    sets += ["--set", f"baseline.enabled={str(remote.get('baseline.enabled')).lower()}"]  # as the local run
     events = root / "events"
     events.mkdir()
     cluster_root = root / "cluster"

@@ -66,6 +66,7 @@ def _cli_sets(cfg, master: str) -> list[str]:
         "spark.conf.spark.sql.execution.arrow.maxRecordsPerBatch=50",
     ]
     out += [item for setting in same_batches for item in ("--set", setting)]
+    out += ["--set", f"baseline.enabled={str(cfg.get('baseline.enabled')).lower()}"]  # as the in-process runs
     return [*out, "--set", f"spark.master={master}", "--set", f"catalog.database={cfg.get('catalog.database')}"]
 
 

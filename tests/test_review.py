@@ -43,7 +43,8 @@ def test_queue_groups_a_users_sessions_into_one_case_and_respects_capacity(spark
 def _expected_cases(rows, capacity):
     """The queue's cases as the contract ranks them, in plain Python: (case_rank, key, sessions, case risk).
 
-    A case's sessions are its flagged sessions scored at least the queue's cut (its last case's risk)."""
+    A case's sessions are its flagged sessions scored at least the queue's cut (its last case's risk) when
+    more cases were flagged than fit, else all of them."""
     risk: dict[str, float] = {}
     scores: dict[str, list[float]] = {}
     for sid, uid, dec, score in rows:
@@ -51,8 +52,9 @@ def _expected_cases(rows, capacity):
             key = uid if uid is not None else f"session:{sid}"
             risk[key] = max(risk.get(key, score), score)
             scores.setdefault(key, []).append(score)
-    ranked = sorted(risk, key=lambda k: (-risk[k], k))[:capacity]
-    cut = min((risk[k] for k in ranked), default=None)
+    ordered = sorted(risk, key=lambda k: (-risk[k], k))
+    ranked = ordered[:capacity]
+    cut = min(risk[k] for k in ranked) if len(ordered) > capacity and ranked else -float("inf")
     return [(rank, key, sum(s >= cut for s in scores[key]), risk[key]) for rank, key in enumerate(ranked, start=1)]
 
 
@@ -65,6 +67,9 @@ def test_a_queued_case_holds_only_its_sessions_that_rank_with_the_queue(spark):
     assert sorted(queue["session_id"]) == ["s1-0", "s2-0", "s3-0", "s4-0"]  # cut 76: u1's 40 and 71 stay out
     assert queue.set_index("session_id").loc["s1-0", "case_sessions"] == 1
     assert review.overflow_cases(_scored(spark, rows), 4) == 2
+    # when every flagged case fits, a case holds all its flagged sessions
+    everything = review.review_queue(_scored(spark, rows), DAY, capacity=10, audit_rate=0.0, run_id="r").toPandas()
+    assert len(everything) == len(rows) and everything.set_index("session_id").loc["s1-0", "case_sessions"] == 3
 
 
 def test_ties_and_the_capacity_cut_hold_on_a_multi_partition_input(spark):
@@ -112,7 +117,7 @@ def test_ranking_is_a_distributed_top_k_not_a_single_partition_window(spark, cap
     rows = [(f"s{i}", f"u{i}", "REVIEW", float(i % 7)) for i in range(20)]
     nodes = _physical_nodes(review.review_queue(_scored(spark, rows), DAY, capacity, 0.01, "r"))
     top_k = [n for n in nodes if n.nodeName() == "TakeOrderedAndProject"]
-    assert [n.limit() for n in top_k] == [capacity]
+    assert [n.limit() for n in top_k] == [capacity + 1]  # one more: were more cases flagged than fit?
     windows = [n for n in nodes if n.nodeName() == "Window"]
     assert windows, "rank_in_case is a window per case"
     assert all(not w.partitionSpec().isEmpty() for w in windows), "a window without partitionBy: one partition"

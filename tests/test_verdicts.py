@@ -29,9 +29,10 @@ def _scored(spark, day: dt.date, ids: list[str], run_id: str):
     start = dt.datetime.combine(day, dt.time(12))
     at = dt.datetime.combine(day, dt.time(23))
     rows = [
-        (sid, "u1", "d1", start, 0.1, 0.2, 0, 50.0, 0.1, 0, 0.1, 1, 10.0, "ALLOW", [], [], 5, 0, "ae", "seq")
+        (sid, "u1", "d1", start, 0.1, 0.2, 0, 50.0, None, 0.1, 0, 0.1, 1, 10.0, "ALLOW", [], [], 5, 0, "ae", "seq")
         + (run_id, at)
         + (None,) * len(contract.CHALLENGER_FIELDS)
+        + (None,)  # user_baseline_score
         for sid in ids
     ]
     return spark.createDataFrame(rows, contract.SCORED_SESSIONS_SCHEMA)

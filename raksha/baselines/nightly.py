@@ -29,6 +29,7 @@ from raksha.scoring import calibration
 log = logging.getLogger(__name__)
 
 SURPRISE = "user_baseline_surprise"
+REASON_MIN_SURPRISE = 1.0
 NO_BASELINE_FLAG = "NO_USER_BASELINE"
 
 
@@ -107,17 +108,31 @@ def update(spark: SparkSession, cfg: Config, baselines: Baselines, scored: DataF
         baselines.state, scored, day, baselines.population, baselines.settings, run_id, fraud_sessions(spark, cfg)
     )
     versions = snapshots.publish(spark, cfg, day, state, snapshots.reference_quantiles(scored), run_id)
-    later = [d for d in snapshots.snapshot_dates(spark, cfg) if d > day]
-    if later:
-        log.info(
-            "user baselines: %s changed, so the snapshots of %s are rebuilt (the days themselves keep the scores "
-            "they were given: rerun them to rescore)",
-            day,
-            ", ".join(d.isoformat() for d in later),
-        )
-        build_days(spark, cfg, later, run_id, baselines.population)
+    rebuild_after(spark, cfg, day, run_id, baselines.population)
     snapshots.prune(spark, cfg, baselines.settings.keep_days, run_id)
     return versions
+
+
+def rebuild_after(
+    spark: SparkSession, cfg: Config, day: dt.date, run_id: str, population: Population | None = None
+) -> list[dt.date]:
+    """Rebuild the snapshots after ``day`` (its snapshot changed: a rerun, a restore) on it; returns their dates."""
+    later = [d for d in snapshots.snapshot_dates(spark, cfg) if d > day]
+    if not later:
+        return []
+    log.info(
+        "user baselines: %s changed, so the snapshots of %s are rebuilt (the days themselves keep the scores "
+        "they were given: rerun them to rescore)",
+        day,
+        ", ".join(d.isoformat() for d in later),
+    )
+    if population is None:
+        from raksha.models import artifacts
+        from raksha.platform.storage import Storage
+
+        population = population_of(artifacts.load_version(cfg.path("models"), contract.AE_MODEL, store=Storage(spark)))
+    build_days(spark, cfg, later, run_id, population)
+    return later
 
 
 def history_day(spark: SparkSession, cfg: Config, day: dt.date) -> DataFrame:

@@ -4,7 +4,8 @@ REVIEW and BLOCK sessions are grouped into cases, one per user (a session withou
 a case of its own), ranked by the case's highest risk_score (ties: the key, so the order never
 depends on the run), and capped at ``review.capacity`` cases; what does not fit is counted as
 overflow in run_log and stays in scored_sessions. A queued case holds its sessions that rank
-with the queue: those scored at least the queue's cut (the highest risk_score of its last case),
+with the queue: when more cases were flagged than fit, those scored at least the queue's cut (the
+highest risk_score of its last case),
 so what an analyst opens is what the score ranked, not every flagged session of a queued user
 (their other flagged sessions stay in scored_sessions). Then ``review.audit_rate`` of the ALLOW
 sessions are added with ``audit = true``: an unbiased sample for measuring what the models
@@ -40,14 +41,16 @@ def case_key() -> Column:
 
 def top_cases(cases: DataFrame, capacity: int) -> DataFrame:
     """The first ``capacity`` of ``cases`` (case_key, case_risk, case_sessions) by case_risk descending,
-    ties by case_key, as (case_key, case_risk, case_sessions, case_rank 1..capacity, queue_cut: the last
-    case's case_risk).
+    ties by case_key, as (case_key, case_risk, case_sessions, case_rank 1..capacity, queue_cut). queue_cut
+    is the last queued case's case_risk when more cases were flagged than fit (null when all fit).
 
-    The ordered limit is the top-K; its at most ``capacity`` rows are then gathered into one array,
-    sorted in the same order and numbered by position (no window: Spark would plan one without
-    partitionBy as a single partition, and log that it does, whatever the size of its input).
+    The ordered limit (capacity + 1, to see whether one more was flagged) is the top-K; its rows are then
+    gathered into one array, sorted in the same order and numbered by position (no window: Spark would
+    plan one without partitionBy as a single partition, and log that it does, whatever the size of its
+    input).
     """
-    top = cases.orderBy(F.col("case_risk").desc(), F.col("case_key").asc()).limit(max(capacity, 0))
+    capacity = max(capacity, 0)
+    top = cases.orderBy(F.col("case_risk").desc(), F.col("case_key").asc()).limit(capacity + 1)
     # ascending order of this struct == case_risk DESC NULLS LAST (NaN highest, as Spark sorts), case_key ASC
     order = F.struct(
         F.col("case_risk").isNull().alias("no_risk"),
@@ -58,9 +61,9 @@ def top_cases(cases: DataFrame, capacity: int) -> DataFrame:
         F.col("case_sessions").alias("case_sessions"),
     )
     ranked = top.agg(F.array_sort(F.collect_list(order)).alias("cases"))
-    numbered = ranked.select(
-        F.posexplode("cases"), F.try_element_at("cases", F.lit(-1))["case_risk"].alias("queue_cut")
-    )
+    overflow = F.size("cases") > capacity
+    cut = F.when(overflow & F.lit(capacity > 0), F.try_element_at("cases", F.lit(max(capacity, 1)))["case_risk"])
+    numbered = ranked.select(F.posexplode("cases"), cut.alias("queue_cut")).where(F.col("pos") < capacity)
     return numbered.select(
         F.col("col.case_key").alias("case_key"),
         F.col("col.case_risk").alias("case_risk"),
@@ -71,9 +74,9 @@ def top_cases(cases: DataFrame, capacity: int) -> DataFrame:
 
 
 def queued_sessions(scored: DataFrame, capacity: int) -> DataFrame:
-    """The flagged sessions of the top ``capacity`` cases that rank with the queue (risk_score at least
-    the last queued case's), with case_key, case_rank, case_sessions (the case's sessions in the
-    queue) and rank_in_case."""
+    """The flagged sessions of the top ``capacity`` cases that rank with the queue (when more cases were
+    flagged than fit: risk_score at least the last queued case's; else all of them), with case_key,
+    case_rank, case_sessions (the case's sessions in the queue) and rank_in_case."""
     flagged = scored.filter(F.col("decision").isin(*FLAGGED)).withColumn("case_key", case_key())
     cases = flagged.groupBy("case_key").agg(
         F.max("risk_score").alias("case_risk"), F.count("*").cast("int").alias("case_sessions")
@@ -83,7 +86,7 @@ def queued_sessions(scored: DataFrame, capacity: int) -> DataFrame:
     whole_case = Window.partitionBy("case_key")
     return (
         flagged.join(top, on="case_key", how="inner")
-        .where(F.col("risk_score") >= F.col("queue_cut"))
+        .where(F.col("queue_cut").isNull() | (F.col("risk_score") >= F.col("queue_cut")))
         .withColumn("rank_in_case", F.row_number().over(within).cast("int"))
         .withColumn("case_sessions", F.count("*").over(whole_case).cast("int"))
         .drop("queue_cut", "case_risk")

@@ -206,14 +206,14 @@ class FeatureErrors:
 
     def neutral(self, x: np.ndarray, observed: np.ndarray) -> np.ndarray:
         """``neutral_days(x)`` with what was not measured at its expected value too: each missing feature
-        (null in ``observed``, filled with 0 for the notebook's input) and each missing-value indicator that
-        is on. A phone without a gyroscope, or a session on mobile data, is not evidence of anything; the
-        notebook's ``ae_error`` still sees the zeros."""
+        (null in ``observed``, filled with 0 for the notebook's input) and the missing-value indicator of
+        a feature that is missing. A phone without a gyroscope, or a session on mobile data, is not
+        evidence of anything; the notebook's ``ae_error`` still sees the zeros. (An indicator that is on
+        while its feature was measured is left as sent: that contradiction is evidence.)"""
         out = self.neutral_days(x)
         missing = np.isnan(observed)
         for indicator, measured in MISSING_INDICATORS.items():
-            on = (observed[:, _INDEX[indicator]] >= 0.5) | np.any(missing[:, [_INDEX[m] for m in measured]], axis=1)
-            missing[:, _INDEX[indicator]] |= on
+            missing[:, _INDEX[indicator]] |= np.any(missing[:, [_INDEX[m] for m in measured]], axis=1)
         return np.where(missing, self.expected, out)
 
     def standardised(self, squared: np.ndarray) -> np.ndarray:

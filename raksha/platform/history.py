@@ -167,6 +167,10 @@ def restore(spark: SparkSession, cfg: Config, day: dt.date, source_run: str) -> 
                 "table_versions": result.versions,
             },
         )
+    if contract.USER_BASELINES in result.versions:  # later snapshots were built on the replaced one
+        from raksha.baselines.nightly import rebuild_after
+
+        rebuild_after(spark, cfg, day, run_id)
     result.status = "RESTORED"
     if source_log:
         result.ae_model_version = source_log["ae_model_version"]
