@@ -293,19 +293,12 @@ RUN_STATUSES: tuple[str, ...] = ("SUCCEEDED", "FAILED", "RESTORED")
 
 # --- each user's own behavioural baseline (raksha.baselines): one snapshot per dt, the state after that day ---
 # The habits a user's sessions are compared with, each as decayed sums (weight, sum, sum of squares).
-BASELINE_FEATURES: tuple[str, ...] = (
-    "tap_duration",
-    "swipe_velocity",
-    "touch_pressure",
-    "tap_interval_avg",
-    "accel_variance",
-    "gyro_variance",
-    "device_orientation",
-    "touch_area",
-    "touch_event_count",
-    "app_usage_time",
-    "screen_on_time",
-    "brightness_level",
+# Every continuous feature but those that are context, not habit (battery, the hour: compared on the circle,
+# network and place: compared as sets), in the notebook's order.
+BASELINE_FEATURES: tuple[str, ...] = tuple(
+    f
+    for f in CONTINUOUS_FEATURES
+    if f not in {"battery_level", "time_of_day_sin", "time_of_day_cos", "wifi_id_hash", "gps_latitude", "gps_longitude"}
 )
 USER_BASELINES = "user_baselines"
 USER_BASELINE_REFERENCE = "user_baseline_reference"
