@@ -38,7 +38,7 @@ def print_run_summary(spark: SparkSession, cfg: Config, result) -> None:
         _print_challenger(result.challenger)
     print("  tables (Delta; read them as Delta tables, e.g. with the deltalake package):")
     for table, name in result.tables.items():
-        print(f"    {name:<28} {tables.table_location(cfg, table)}")
+        print(f"    {name:<32} {tables.table_location(cfg, table)}")
     if result.report:
         print(f"  report:  {result.report['html']} (and report.png, report.json beside it)")
     for warning in result.warnings:
