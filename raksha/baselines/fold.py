@@ -26,6 +26,7 @@ from raksha.baselines.habits import (
     PREFIX,
     Population,
     Settings,
+    decay,
     expectations,
     place_cell,
     prefixed,
@@ -160,7 +161,7 @@ def fold_day(
     today = _day_sums(_winsorized(counted(sessions, fraud_ids), state, day, population, s), day, s)
     old = prefixed(state)
     joined = old.join(today, on="user_id", how="full_outer")
-    factor = F.pow(F.lit(0.5), F.datediff(F.lit(day), F.col(PREFIX + "last_seen")) / F.lit(s.half_life_days))
+    factor = decay(day, s.half_life_days)
     seen_today = F.col("sessions").isNotNull()
 
     def summed(name: str) -> Column:

@@ -1,7 +1,8 @@
 """A session against its user's own baseline: the expressions (pure Spark columns, no I/O).
 
-The baseline of a user is a row of ``user_baselines`` (``contract.USER_BASELINES_SCHEMA``) joined to
-the session with every column prefixed ``b_`` (``prefixed``). For each habit feature
+The baseline of a user is a row of ``user_baselines`` (``contract.USER_BASELINES_SCHEMA``); what the
+user is expected to do on a day is computed from it once per user (``expectations``, columns ``e_``)
+and joined to the sessions (``with_expectations``). For each habit feature
 (``contract.BASELINE_FEATURES``) the user's decayed mean and spread are shrunk towards the
 population's (the autoencoder's scaler, which was fitted on all users) as if the population were
 ``baseline.prior_sessions`` sessions, and the spread is at least ``baseline.variance_floor`` of the
@@ -100,13 +101,18 @@ def _e(name: str) -> Column:
 EXPECTED = "e_"
 
 
+def decay(day: dt.date, half_life_days: float) -> Column:
+    """How much a state row's sums (decayed to its ``last_seen``, prefixed ``b_``) still weigh on ``day``."""
+    return F.pow(F.lit(0.5), F.datediff(F.lit(day), _b("last_seen")) / F.lit(half_life_days))
+
+
 def expectations(state: DataFrame, day: dt.date, population: Population, s: Settings) -> DataFrame:
     """What each user of ``state`` is expected to do on ``day``, one row per user (columns prefixed ``e_``):
     each habit feature's mean and spread shrunk towards the population's, the usual hour (an angle), its
     spread and weight, and the devices, networks and places seen. Computed once per user, so the
     per-session expressions stay small."""
     b = prefixed(state)
-    decay = F.pow(F.lit(0.5), F.datediff(F.lit(day), _b("last_seen")) / F.lit(s.half_life_days))
+    weighs = decay(day, s.half_life_days)
     prior = F.lit(s.prior_sessions)
     columns = [F.col("user_id")]
     for feature in contract.BASELINE_FEATURES:
@@ -115,7 +121,7 @@ def expectations(state: DataFrame, day: dt.date, population: Population, s: Sett
         pop_var = F.lit(population.sd[feature] ** 2)
         user_mean = _b(f"{feature}_sum") / weight
         user_var = F.greatest(_b(f"{feature}_sumsq") / weight - user_mean * user_mean, F.lit(0.0))
-        n = weight * decay
+        n = weight * weighs
         mean = F.when(weight > 0, (n * user_mean + prior * pop_mean) / (n + prior)).otherwise(pop_mean)
         var = F.when(weight > 0, (n * user_var + prior * pop_var) / (n + prior)).otherwise(pop_var)
         columns += [
@@ -125,7 +131,7 @@ def expectations(state: DataFrame, day: dt.date, population: Population, s: Sett
     weight = _b("hour_weight")
     resultant = F.sqrt(_b("hour_sin_sum") ** 2 + _b("hour_cos_sum") ** 2) / weight
     spread = F.sqrt(F.lit(-2.0) * F.log(F.greatest(F.least(resultant, F.lit(1.0)), F.lit(1e-9))))
-    n = weight * decay
+    n = weight * weighs
     columns += [
         F.atan2(_b("hour_sin_sum"), _b("hour_cos_sum")).alias(f"{EXPECTED}hour"),
         F.greatest(spread, F.lit(s.hour_floor_hours * HOUR_RADIANS)).alias(f"{EXPECTED}hour_spread"),

@@ -74,6 +74,14 @@ class Baselines:
         return scored.withColumn(SURPRISE, surprise)
 
 
+def current_population(spark: SparkSession, cfg: Config) -> Population:
+    """The population of the promoted autoencoder version (read and verified by URI)."""
+    from raksha.models import artifacts
+    from raksha.platform.storage import Storage
+
+    return population_of(artifacts.load_version(cfg.path("models"), contract.AE_MODEL, store=Storage(spark)))
+
+
 def population_of(ae_version) -> Population:
     import json
 
@@ -127,10 +135,7 @@ def rebuild_after(
         ", ".join(d.isoformat() for d in later),
     )
     if population is None:
-        from raksha.models import artifacts
-        from raksha.platform.storage import Storage
-
-        population = population_of(artifacts.load_version(cfg.path("models"), contract.AE_MODEL, store=Storage(spark)))
+        population = current_population(spark, cfg)
     build_days(spark, cfg, later, run_id, population)
     return later
 
@@ -171,13 +176,10 @@ def build(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> dic
     """``raksha baseline build``: the snapshots of start .. end from the input history (each day on the one
     before it; a day already scored keeps its published decisions out: BLOCK does not count), then the
     later snapshots rebuilt on them. Returns the run id, the dates built and the users of the last."""
-    from raksha.models import artifacts
     from raksha.platform import locks, runs
-    from raksha.platform.storage import Storage
 
     run_id = runs.new_run_id("baseline")
-    ae_version = artifacts.load_version(cfg.path("models"), contract.AE_MODEL, store=Storage(spark))
-    population = population_of(ae_version)
+    population = current_population(spark, cfg)
     days = inputs.days(start, end)
     keys = [locks.date_key(t, d) for t in (contract.USER_BASELINES, contract.USER_BASELINE_REFERENCE) for d in days]
     with locks.hold(spark, cfg, keys, run_id):
