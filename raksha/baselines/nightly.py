@@ -30,7 +30,6 @@ log = logging.getLogger(__name__)
 
 SURPRISE = "user_baseline_surprise"
 REASON_MIN_SURPRISE = 1.0
-NO_BASELINE_FLAG = "NO_USER_BASELINE"
 
 
 def fallback_q95() -> float:

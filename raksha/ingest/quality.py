@@ -69,7 +69,10 @@ def split_valid(flagged: DataFrame) -> tuple[DataFrame, DataFrame]:
     return flagged.filter(ok).drop(REASONS_COLUMN), flagged.filter(~ok)
 
 
-def session_dq_flags(max_windows_per_session: int = MAX_WINDOWS_PER_SESSION) -> Column:
+NO_USER_BASELINE = "NO_USER_BASELINE"
+
+
+def session_dq_flags(max_windows_per_session: int = MAX_WINDOWS_PER_SESSION, user_baselines: bool = False) -> Column:
     """Flags on a scored session that do not stop it from being scored.
 
     - ``NO_ACTIONS``: no action in the action log (its sequence is one empty window);
@@ -78,7 +81,9 @@ def session_dq_flags(max_windows_per_session: int = MAX_WINDOWS_PER_SESSION) -> 
     - ``SEQUENCE_WINDOWS_CAPPED``: more actions than ``max_windows_per_session`` (the value the
       scoring UDF was given, ``scoring.max_windows_per_session``): seq_risk_max / seq_risk_max_at
       are of the session's last that many windows only;
-    - ``MISSING_FEATURES_FILLED``: a null feature, filled with 0 as the notebook did.
+    - ``MISSING_FEATURES_FILLED``: a null feature, filled with 0 as the notebook did;
+    - ``NO_USER_BASELINE`` (with ``user_baselines``, from the ``has_user_baseline`` column): the user had no
+      baseline, so the session was compared with the population (``raksha.baselines``).
     """
     flags = [
         F.when(F.col("action_count") == 0, F.lit("NO_ACTIONS")),
@@ -89,6 +94,8 @@ def session_dq_flags(max_windows_per_session: int = MAX_WINDOWS_PER_SESSION) -> 
     nulls = [F.when(F.col(c).isNull(), F.lit(c)) for c in contract.FEATURES]
     any_null = F.size(F.filter(F.array(*nulls), lambda c: c.isNotNull())) > 0
     flags.append(F.when(any_null, F.lit("MISSING_FEATURES_FILLED")))
+    if user_baselines:
+        flags.append(F.when(~F.col("has_user_baseline"), F.lit(NO_USER_BASELINE)))
     return F.filter(F.array(*flags), lambda f: f.isNotNull())
 
 

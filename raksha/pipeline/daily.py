@@ -81,13 +81,6 @@ def with_user_baselines(scored: DataFrame, user_baselines: baselines.Baselines |
     return user_baselines.score(scored)
 
 
-def session_dq_flags(windows: int):
-    """``quality.session_dq_flags``, and NO_USER_BASELINE for a user compared with the population."""
-    flags = quality.session_dq_flags(windows)
-    no_baseline = F.array(F.lit(baselines.NO_BASELINE_FLAG))
-    return F.when(F.col("has_user_baseline"), flags).otherwise(F.concat(flags, no_baseline))
-
-
 def quarantine_rows(bad: DataFrame, run_id: str, at: dt.datetime, cfg: Config) -> DataFrame:
     """Quarantine rows from rows carrying ``quarantine_reasons`` (location and network coarsened)."""
     record_columns = [privacy.coarsen_column(c, cfg) for c in bad.columns if c != quality.REASONS_COLUMN]
@@ -179,7 +172,7 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         .transform(lambda df: with_user_baselines(df, user_baselines))
         .transform(lambda df: challenger.score(df, spark, cfg, rival, (ae_version, seq_version), threads, counter))
         .transform(lambda df: decide(df, cfg, ae_version.risk_score_cut))
-        .withColumn("dq_flags", session_dq_flags(windows))
+        .withColumn("dq_flags", quality.session_dq_flags(windows, user_baselines=True))
         .withColumn("ae_model_version", F.lit(ae_version.version))
         .withColumn("seq_model_version", F.lit(seq_version.version))
         .withColumn("run_id", F.lit(run_id))
