@@ -66,7 +66,7 @@ def scored_day(tmp_path_factory) -> ScoredDay:
 
     root = tmp_path_factory.mktemp("servers")
     cfg = config_under(root, "catalog.database=raksha", f"paths.models={MODELS}")
-    generate(DAY, 1, SESSIONS, 0.05, 5, cfg.path("sessions"), cfg.path("actions"), cfg.path("labels"))
+    generate(DAY, 1, SESSIONS, 0.1, 5, cfg.path("sessions"), cfg.path("actions"), cfg.path("labels"))
     sets = factories.cli_sets(cfg, f"paths.models={MODELS}", *SPARK_SETS)
     job = commands.raksha("score", "--date", DAY.isoformat(), *sets, cwd=root)
     assert job.returncode == 0, job.stderr[-3000:]
