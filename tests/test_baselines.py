@@ -152,6 +152,24 @@ def test_a_user_without_history_is_compared_with_the_population_and_nothing_is_n
     assert [r["code"] for r in out.loc[0, "user_baseline_reasons"]] == ["TAP_DURATION_HIGH_FOR_USER"]
 
 
+def test_reasons_only_where_the_score_is_notable_against_the_reference(spark, settings):
+    """A usual session (tail above 10% of the day before's scores) names no cause; an odd one does."""
+    from raksha.baselines.nightly import REASON_MIN_SURPRISE, SURPRISE, Baselines
+
+    rng = np.random.default_rng(4)
+    state = fold.fold_day(None, _sessions(spark, _habit_rows(rng, 20)), DAY, POPULATION, settings, "r1")
+    reference = list(np.linspace(0.0, 20.0, 1001))  # the day before: scores spread evenly over 0-20
+    day = DAY + dt.timedelta(days=1)
+    baselines = Baselines(day, DAY, state, reference, POPULATION, settings)
+    usual = {f: 0.3 for f in contract.BASELINE_FEATURES}
+    odd = {**usual, "touch_pressure": 0.9, "device_id": "new-phone"}
+    out = baselines.score(_sessions(spark, [usual, odd])).toPandas()
+    assert 0 < out.loc[0, "user_baseline_score"] and out.loc[0, SURPRISE] < REASON_MIN_SURPRISE
+    assert len(out.loc[0, "user_baseline_reasons"]) == 0
+    assert out.loc[1, SURPRISE] >= REASON_MIN_SURPRISE
+    assert out.loc[1, "user_baseline_reasons"][0]["code"] == "TOUCH_PRESSURE_HIGH_FOR_USER"
+
+
 def test_an_unusual_hour_is_measured_on_the_circle(spark, settings):
     # a user always at 23:00; a session at 01:00 is two hours away, not 22
     angle = lambda h: 2 * np.pi * h / 24 + contract.TIME_OF_DAY_PHASE  # noqa: E731

@@ -29,7 +29,7 @@ from raksha.scoring import calibration
 log = logging.getLogger(__name__)
 
 SURPRISE = "user_baseline_surprise"
-REASON_MIN_SURPRISE = 1.0
+REASON_MIN_SURPRISE = 1.0  # -log10 of a 10% tail
 
 
 def fallback_q95() -> float:
@@ -65,12 +65,18 @@ class Baselines:
             self.expected = habits.expectations(self.state, self.day, self.population, self.settings).localCheckpoint()
 
     def score(self, sessions: DataFrame) -> DataFrame:
+        """``habits.score`` with its surprise; reasons only where the score is notable (surprise at least
+        ``REASON_MIN_SURPRISE``: a tail of 10% or less), so a usual session names no cause."""
         scored = habits.score(sessions, self.expected, self.population, self.settings)
         value = F.col(habits.SCORE)
         surprise = (
             fallback_surprise(value) if self.reference is None else calibration.surprise_column(value, self.reference)
         )
-        return scored.withColumn(SURPRISE, surprise)
+        notable = F.col(SURPRISE) >= F.lit(REASON_MIN_SURPRISE)
+        none = F.array().cast(habits.REASON_ARRAY)
+        return scored.withColumn(SURPRISE, surprise).withColumn(
+            habits.REASONS, F.when(notable, F.col(habits.REASONS)).otherwise(none)
+        )
 
 
 def current_population(spark: SparkSession, cfg: Config) -> Population:
