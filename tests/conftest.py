@@ -49,6 +49,13 @@ def spark(tmp_path_factory):
 
 
 @pytest.fixture
+def in_process(spark, monkeypatch):
+    """Commands and jobs on the test session (their own would start a second SparkContext); stop() kept from it."""
+    monkeypatch.setattr("raksha.platform.session.build_session", lambda cfg, app=None: spark)
+    monkeypatch.setattr(spark, "stop", lambda: None)
+
+
+@pytest.fixture
 def cfg(tmp_path) -> Config:
     return test_config(tmp_path)
 

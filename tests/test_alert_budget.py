@@ -292,10 +292,8 @@ def _job(name: str):
     return module
 
 
-def test_command_and_job(spark, scored_days, monkeypatch, capsys):
+def test_command_and_job(spark, scored_days, in_process, capsys):
     cfg = scored_days
-    monkeypatch.setattr("raksha.platform.session.build_session", lambda cfg, app=None: spark)
-    monkeypatch.setattr(spark, "stop", lambda: None)
     sets = factories.cli_sets(cfg)
     window = ["--start-date", str(DAY), "--end-date", str(DAY2), "--capacity", str(CAPACITY)]
     models = Path(cfg.path("models"))

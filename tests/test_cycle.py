@@ -1,7 +1,8 @@
 """The whole loop through the commands: score, label, export, retrain, calibrate, promote, next night's
-score, evaluate. Each command is its own process (``raksha ...``, its own JVM and SparkSession
-built by the real ``build_session``, stopped when it ends), as a scheduler and the analysts run them;
-what they leave is read as outside tools read it (delta-rs, the model folders)."""
+score, evaluate. Each step is the command as the ``raksha`` script runs it (``cli.main``: its arguments,
+its configuration from ``--set``, its summary on stdout), on the test session (``in_process``): that a
+command runs as its own process with its own JVM is test_cli's, test_faults' and test_servers'. What
+the commands leave is read as outside tools read it (delta-rs, the model folders)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,11 @@ import json
 import shutil
 from pathlib import Path
 
-import commands
 import conftest
 import factories
 import pandas as pd
 
-from raksha import contract, synthetic
+from raksha import cli, contract, synthetic
 from raksha.models import artifacts
 
 REPO = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ def _day(cfg, table: str, day: dt.date) -> pd.DataFrame:
     return factories.read_table_day(cfg, table, day)
 
 
-def test_score_label_export_retrain_calibrate_promote_score_evaluate(tmp_path):
+def test_score_label_export_retrain_calibrate_promote_score_evaluate(tmp_path, in_process, capsys, monkeypatch):
     root = tmp_path
     shutil.copytree(REPO / "models", root / "models")
     cfg = conftest.test_config(root, "review.audit_rate=0.05")
@@ -37,15 +37,19 @@ def test_score_label_export_retrain_calibrate_promote_score_evaluate(tmp_path):
     sets = [a for k in cfg.get("paths") for a in ("--set", f"paths.{k}={cfg.path(k)}")]
     sets += ["--set", f"catalog.database={cfg.get('catalog.database')}", "--set", "review.audit_rate=0.05"]
     sets += ["--set", "training.autoencoder.epochs=3", "--set", "training.sequence.epochs=3"]
-    sets += ["--set", "spark.master=local[2]", "--set", "spark.conf.spark.sql.shuffle.partitions=4"]
     window = ["--start-date", str(DAY1), "--end-date", str(DAY2)]
     models = Path(cfg.path("models"))
     shipped = {m: artifacts.current_version(models, m) for m in (contract.AE_MODEL, contract.SEQ_MODEL)}
 
+    monkeypatch.setenv("RAKSHA_PSEUDONYM_KEY", "cycle-test-key")
+    monkeypatch.chdir(root)
+
     def raksha(*args: str) -> str:
-        done = commands.raksha(*args, *sets, cwd=root, env={"RAKSHA_PSEUDONYM_KEY": "cycle-test-key"})
-        assert done.returncode == 0, f"raksha {args[0]}: {done.stderr[-3000:]}"
-        return done.stdout
+        capsys.readouterr()
+        code = cli.main([*args, *sets])
+        out, err = capsys.readouterr()
+        assert code == 0, f"raksha {args[0]}: {err[-3000:]}"
+        return out
 
     # 1. two nights scored with the shipped models
     for day in (DAY1, DAY2):

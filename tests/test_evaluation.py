@@ -79,13 +79,6 @@ def _isolation_forest_outside(cfg, truth: pd.DataFrame, report: dict) -> pd.Seri
     return pd.Series(-forest.score_samples(x), index=raw["session_id"].to_numpy())
 
 
-@pytest.fixture
-def in_process(spark, monkeypatch):
-    """Commands and jobs on the test session (their own would start a second SparkContext); stop() kept from it."""
-    monkeypatch.setattr("raksha.platform.session.build_session", lambda cfg, app=None: spark)
-    monkeypatch.setattr(spark, "stop", lambda: None)
-
-
 def test_evaluate_command_against_the_generated_labels(spark, scored, tmp_path, capsys, in_process):
     out = tmp_path / "evaluation.json"
     code = cli.main(

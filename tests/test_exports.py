@@ -350,13 +350,6 @@ def _cli_sets(cfg) -> list[str]:
     return factories.cli_sets(cfg, f"review.audit_rate={AUDIT_RATE}", f"exports.behavior_max_risk_score={CUT}")
 
 
-@pytest.fixture
-def in_process(spark, monkeypatch):
-    """Commands and jobs on the test session (their own would start a second SparkContext); stop() kept from it."""
-    monkeypatch.setattr("raksha.platform.session.build_session", lambda cfg, app=None: spark)
-    monkeypatch.setattr(spark, "stop", lambda: None)
-
-
 def _load_job(name: str):
     spec = importlib.util.spec_from_file_location(f"{name}_job", REPO / "jobs" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)

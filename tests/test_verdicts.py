@@ -343,13 +343,6 @@ def test_reading_verdicts_before_any_landed_is_a_clear_error(spark, cfg):
         verdicts.read_verdicts(spark, cfg, DAY, DAY)
 
 
-@pytest.fixture
-def in_process(spark, monkeypatch):
-    """The CLI on the test session (its own would start a second SparkContext); stop() is kept from it."""
-    monkeypatch.setattr("raksha.platform.session.build_session", lambda cfg, app=None: spark)
-    monkeypatch.setattr(spark, "stop", lambda: None)
-
-
 def test_label_command_exit_codes_and_report(spark, scored_cfg, tmp_path, capsys, in_process):
     clean = _write(tmp_path, "clean.csv", HEADER + "s1,2026-03-02,fraud,asha,2026-03-03T09:00:00Z,\n")
     assert cli.main(["label", "--file", clean, *factories.cli_sets(scored_cfg)]) == 0
