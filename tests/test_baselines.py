@@ -115,6 +115,43 @@ def test_devices_are_merged_capped_to_the_latest_and_forgotten_after_their_age(s
     assert state3.toPandas().loc[0, "devices"][0]["sessions"] == 2  # seen on two days
 
 
+def test_sets_folded_day_after_day_equal_a_plain_python_fold(spark, settings):
+    """Devices over ten days of random use (some days skipped) against the rule written plainly: per id the
+    sessions summed and the last day seen; those not seen for forget_after_days dropped; the newest first,
+    then the most used, then the id; at most max_devices."""
+    from dataclasses import replace
+
+    small = replace(settings, forget_after_days=3, max_devices=3)
+    rng = np.random.default_rng(7)
+    state, expected, day = None, {}, DAY
+    for i in range(10):
+        day += dt.timedelta(days=2 if i % 3 == 2 else 1)  # a day skipped now and then
+        users = [u for u in ("u1", "u2", "u3") if rng.random() < 0.8]
+        rows = [
+            {"user_id": u, "device_id": f"d{rng.integers(0, 6)}", "session_id": f"{day}-{u}-{j}"}
+            for u in users
+            for j in range(int(rng.integers(1, 5)))
+        ]
+        if not rows:
+            continue
+        state = fold.fold_day(state, _sessions(spark, rows), day, POPULATION, small, "r").localCheckpoint()
+        for u in {r["user_id"] for r in rows}:
+            seen = expected.setdefault(u, {})
+            for r in rows:
+                if r["user_id"] == u:
+                    uses, _ = seen.get(r["device_id"], (0, day))
+                    seen[r["device_id"]] = (uses + 1, day)
+            recent = {d: v for d, v in seen.items() if v[1] > day - dt.timedelta(days=small.forget_after_days)}
+            order = sorted(recent, key=lambda d: ((day - recent[d][1]).days, -recent[d][0], d))
+            expected[u] = {d: recent[d] for d in order[: small.max_devices]}
+        got = state.toPandas().set_index("user_id")
+        for u, seen in expected.items():
+            if u in got.index:
+                assert [(d["id"], d["sessions"], d["last_seen"]) for d in got.loc[u, "devices"]] == [
+                    (d, uses, last) for d, (uses, last) in seen.items()
+                ], (day, u)
+
+
 def test_the_score_is_the_exact_sum_of_its_causes_against_the_users_own_habits(spark, settings):
     rng = np.random.default_rng(2)
     history = _habit_rows(rng, 20)

@@ -111,37 +111,36 @@ def _seen_places(cells: Column, day: dt.date) -> Column:
 
 
 def _merged(old: Column, new: Column, keys: tuple[str, ...], day: dt.date, keep: int, forget_after: int) -> Column:
-    """Old and new {keys..., sessions, last_seen} merged by key, the forgotten dropped, the latest ``keep`` kept."""
-    both = F.concat(F.coalesce(old, F.array()), F.coalesce(new, F.array()))
+    """Old and new {keys..., sessions, last_seen} merged by key, the forgotten dropped, the latest ``keep``
+    kept: newest first, then the most used, then the key (the same order on every run).
+
+    ``new`` is the day's (distinct keys, all seen on ``day``); ``old`` a snapshot's, before ``day`` and
+    already in that order, which a later day keeps. So the day's keys come first, ordered by their
+    sessions (the old ones added) and key, then the old keys not seen that day in their order. Written so
+    each session's lambdas run over a handful of entries (they are interpreted, not compiled)."""
+    old = F.coalesce(old, F.array())
     key_of = lambda r: F.struct(*[r[k].alias(k) for k in keys])  # noqa: E731
-    distinct = F.array_distinct(F.transform(both, key_of))
-    merged = F.transform(
-        distinct,
-        lambda k: F.struct(
-            *[k[name].alias(name) for name in keys],
-            F.aggregate(
-                F.filter(both, lambda r: key_of(r) == k), F.lit(0).cast("long"), lambda acc, r: acc + r["sessions"]
-            ).alias("sessions"),
-            F.array_max(F.transform(F.filter(both, lambda r: key_of(r) == k), lambda r: r["last_seen"])).alias(
-                "last_seen"
-            ),
-        ),
+    new_keys = F.transform(new, key_of)
+    before = lambda k: F.aggregate(  # noqa: E731 - the old sessions of key k (0 if none)
+        F.filter(old, lambda o: key_of(o) == k), F.lit(0).cast("long"), lambda acc, o: acc + o["sessions"]
     )
-    cutoff = F.lit(day - dt.timedelta(days=forget_after))
-    recent = F.filter(merged, lambda r: r["last_seen"] > cutoff)
-    # newest first, then the most used, then the key: the same order on every run
-    ordered = F.sort_array(
+    today = F.sort_array(
         F.transform(
-            recent,
-            lambda r: F.struct(
-                F.datediff(F.lit(day), r["last_seen"]).alias("age"),
-                (-r["sessions"]).alias("uses"),
-                key_of(r).alias("key"),
-                r.alias("r"),
+            new,
+            lambda n: F.struct(
+                (-(n["sessions"] + before(key_of(n)))).alias("uses"),
+                key_of(n).alias("key"),
+                F.struct(
+                    *[n[k].alias(k) for k in keys],
+                    (n["sessions"] + before(key_of(n))).alias("sessions"),
+                    n["last_seen"].alias("last_seen"),
+                ).alias("r"),
             ),
         )
     )
-    return F.transform(F.slice(ordered, 1, keep), lambda x: x["r"])
+    cutoff = F.lit(day - dt.timedelta(days=forget_after))
+    rest = F.filter(old, lambda o: ~F.array_contains(new_keys, key_of(o)) & (o["last_seen"] > cutoff))
+    return F.slice(F.concat(F.transform(today, lambda x: x["r"]), rest), 1, keep)
 
 
 def fold_day(

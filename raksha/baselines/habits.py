@@ -243,6 +243,12 @@ def score(sessions: DataFrame, expected: DataFrame | None, population: Populatio
     """``sessions`` plus ``user_baseline_score`` (the sum of the parts), ``user_baseline_reasons`` (the top
     causes, each with its share of the score as contribution and the user's usual value as expected) and
     ``has_user_baseline``, against ``expected`` (``expectations`` of a snapshot; None: every user is new)."""
+    return with_reasons(with_parts(sessions, expected, population, s))
+
+
+def with_parts(sessions: DataFrame, expected: DataFrame | None, population: Population, s: Settings) -> DataFrame:
+    """``sessions`` with their users' expectations (``e_``), each cause's part (``_part_``), the score (their
+    sum) and ``has_user_baseline``: what ``with_reasons`` reads."""
     if expected is None:
         expected = expectations(
             sessions.sparkSession.createDataFrame([], contract.USER_BASELINES_SCHEMA),
@@ -252,7 +258,12 @@ def score(sessions: DataFrame, expected: DataFrame | None, population: Populatio
         )
     joined = with_expectations(sessions, expected, population).withColumns(part_columns(s))
     total = sum((_part(name) for name in PARTS[1:]), _part(PARTS[0]))
-    with_total = joined.withColumn(SCORE, total)
+    return joined.withColumn(SCORE, total)
+
+
+def with_reasons(parts: DataFrame, where: Column | None = None) -> DataFrame:
+    """``with_parts``' frame with ``user_baseline_reasons`` (empty where ``where`` is false: the sorting of
+    the causes is then not paid) and without the expectations and parts."""
     # largest part first, ties by position (PARTS order); contributions as shares of the score
     ranked = F.sort_array(
         F.array(
@@ -264,7 +275,9 @@ def score(sessions: DataFrame, expected: DataFrame | None, population: Populatio
     )
     top = F.slice(F.filter(ranked, lambda x: x["r"]["contribution"] > 0), 1, TOP_REASONS)
     reasons = F.transform(top, lambda x: x["r"].withField("contribution", x["r"]["contribution"] / F.col(SCORE)))
-    out = with_total.withColumn(REASONS, reasons)
+    if where is not None:
+        reasons = F.when(where, reasons).otherwise(F.array().cast(REASON_ARRAY))
+    out = parts.withColumn(REASONS, reasons)
     return out.drop(*[c for c in out.columns if c.startswith(EXPECTED) or c.startswith("_part_")])
 
 

@@ -66,17 +66,15 @@ class Baselines:
 
     def score(self, sessions: DataFrame) -> DataFrame:
         """``habits.score`` with its surprise; reasons only where the score is notable (surprise at least
-        ``REASON_MIN_SURPRISE``: a tail of 10% or less), so a usual session names no cause."""
-        scored = habits.score(sessions, self.expected, self.population, self.settings)
+        ``REASON_MIN_SURPRISE``: a tail of 10% or less), so a usual session names no cause and costs no
+        sorting of its causes."""
+        parts = habits.with_parts(sessions, self.expected, self.population, self.settings)
         value = F.col(habits.SCORE)
         surprise = (
             fallback_surprise(value) if self.reference is None else calibration.surprise_column(value, self.reference)
         )
-        notable = F.col(SURPRISE) >= F.lit(REASON_MIN_SURPRISE)
-        none = F.array().cast(habits.REASON_ARRAY)
-        return scored.withColumn(SURPRISE, surprise).withColumn(
-            habits.REASONS, F.when(notable, F.col(habits.REASONS)).otherwise(none)
-        )
+        with_surprise = parts.withColumn(SURPRISE, surprise)
+        return habits.with_reasons(with_surprise, F.col(SURPRISE) >= F.lit(REASON_MIN_SURPRISE))
 
 
 def current_population(spark: SparkSession, cfg: Config) -> Population:
