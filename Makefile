@@ -33,8 +33,9 @@ demo: setup ## generate four days of history and a day of sample data, build the
 	$(BIN)/raksha baseline build --start-date $(HISTORY_START) --end-date $(HISTORY_END) $(DEMO_SETS)
 	$(BIN)/raksha score --date $(DAY) $(DEMO_SETS)
 
-test: setup ## run the test suite
-	$(BIN)/python -m pytest -q --durations=25 tests
+TEST_WORKERS ?= 2
+test: setup ## run the test suite (TEST_WORKERS=2 processes, each with its own shared SparkSession; a file stays in one)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25 tests
 
 cluster-test: setup ## only the cluster test: a standalone master and two workers on 127.0.0.1, raksha submit, output equal to local mode
 	$(BIN)/python -m pytest -q -m cluster tests

@@ -49,6 +49,7 @@ setup(
             *CONNECT_CLIENT,
             "impyla==0.24.0",  # a Python DB-API client of the Thrift JDBC server (`raksha sql-server`), in its test
             "pytest==9.0.3",
+            "pytest-xdist==3.8.0",  # make test: the suite in two worker processes (TEST_WORKERS)
             "ruff==0.17.5",
             "mypy==2.4.1",  # make lint: the pure modules (pyproject.toml [tool.mypy])
             "deltalake==1.6.6",  # delta-rs: the tests read the tables as tools outside Spark do
