@@ -40,7 +40,9 @@ def spark(tmp_path_factory):
         "spark.master=local[2]",
         "spark.conf.spark.sql.shuffle.partitions=4",
         "spark.conf.spark.sql.execution.arrow.maxRecordsPerBatch=50",
-        "spark.conf.spark.driver.memory=2g",
+        # a worker's session serves half the suite (its cached and checkpointed frames with it): 2g ran out
+        # of heap in test_cycle's evaluate after some 150 tests
+        "spark.conf.spark.driver.memory=4g",
         "spark.conf.spark.ui.enabled=false",
     )
     session = build_session(cfg, "raksha-tests")
