@@ -117,7 +117,7 @@ def _merged(old: Column, new: Column, keys: tuple[str, ...], day: dt.date, keep:
     ``new`` is the day's (distinct keys, all seen on ``day``); ``old`` a snapshot's, before ``day`` and
     already in that order, which a later day keeps. So the day's keys come first, ordered by their
     sessions (the old ones added) and key, then the old keys not seen that day in their order. Written so
-    each session's lambdas run over a handful of entries (they are interpreted, not compiled)."""
+    each user's lambdas run over a handful of entries (Spark interprets them, it does not compile them)."""
     old = F.coalesce(old, F.array())
     key_of = lambda r: F.struct(*[r[k].alias(k) for k in keys])  # noqa: E731
     new_keys = F.transform(new, key_of)
