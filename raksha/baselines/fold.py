@@ -124,19 +124,16 @@ def _merged(old: Column, new: Column, keys: tuple[str, ...], day: dt.date, keep:
     before = lambda k: F.aggregate(  # noqa: E731 - the old sessions of key k (0 if none)
         F.filter(old, lambda o: key_of(o) == k), F.lit(0).cast("long"), lambda acc, o: acc + o["sessions"]
     )
+    summed = F.transform(
+        new,
+        lambda n: F.struct(
+            *[n[k].alias(k) for k in keys],
+            (n["sessions"] + before(key_of(n))).alias("sessions"),
+            n["last_seen"].alias("last_seen"),
+        ),
+    )
     today = F.sort_array(
-        F.transform(
-            new,
-            lambda n: F.struct(
-                (-(n["sessions"] + before(key_of(n)))).alias("uses"),
-                key_of(n).alias("key"),
-                F.struct(
-                    *[n[k].alias(k) for k in keys],
-                    (n["sessions"] + before(key_of(n))).alias("sessions"),
-                    n["last_seen"].alias("last_seen"),
-                ).alias("r"),
-            ),
-        )
+        F.transform(summed, lambda r: F.struct((-r["sessions"]).alias("uses"), key_of(r).alias("key"), r.alias("r")))
     )
     cutoff = F.lit(day - dt.timedelta(days=forget_after))
     rest = F.filter(old, lambda o: ~F.array_contains(new_keys, key_of(o)) & (o["last_seen"] > cutoff))
