@@ -118,12 +118,27 @@ def test_raksha_report_is_a_command():
 # --- through Spark: the nightly job and raksha report ---
 
 
-def test_spark_bins_values_as_numpy_does(spark):
+def test_a_day_is_counted_in_the_bins_numpy_makes(spark):
+    """``observe`` over several partitions: drift bins as ``drift.bin_index`` (nulls missing), display bins
+    clipped to the ends (nulls not drawn), reason codes once per flagged session, flags and decisions."""
+    rows = [
+        (0.1, 0.0, "ALLOW", [], [("C",)]),
+        (0.2, 24.9, "REVIEW", ["NO_ACTIONS"], [("A",), ("A",), ("B",)]),
+        (0.3, 25.0, "BLOCK", [], [("A",)]),
+        (0.5, 99.0, "ALLOW", ["NO_ACTIONS", "UNKNOWN_ACTIONS"], []),
+        (0.9, 250.0, "REVIEW", [], []),
+        (None, None, "ALLOW", [], []),
+    ]
+    schema = "x double, risk_score double, decision string, dq_flags array<string>, reasons array<struct<code:string>>"
+    frame = spark.createDataFrame(rows, schema).repartition(3)
     edges = (0.2, 0.5)
-    values = [0.1, 0.2, 0.3, 0.5, 0.9, None]
-    frame = spark.createDataFrame([(v,) for v in values], "x double")
-    got = [r[0] for r in frame.select(report.bucket(F.col("x"), edges)).collect()]
-    assert got == drift.bin_index(np.array(values, dtype=np.float64), edges).tolist()
+    stats = report.observe(frame, {"x": edges}, {"risk_score": report_doc.DisplayBins(0.0, 100.0, 4)})
+    values = np.array([r[0] if r[0] is not None else np.nan for r in rows], dtype=np.float64)
+    assert stats.drift["x"] == drift.binned(values, edges)
+    assert stats.histograms == {"risk_score": [2, 1, 0, 2]}
+    assert stats.decisions == {"ALLOW": 3, "REVIEW": 2, "BLOCK": 1}
+    assert stats.dq_flags == {"NO_ACTIONS": 2, "UNKNOWN_ACTIONS": 1} and stats.without_dq_flags == 4
+    assert stats.reasons == {"A": 2, "B": 1}
 
 
 def test_a_run_log_written_before_the_drift_columns_gets_them(spark, tmp_path):

@@ -81,6 +81,22 @@ def with_user_baselines(scored: DataFrame, user_baselines: baselines.Baselines |
     return user_baselines.score(scored)
 
 
+def action_counts(actions: DataFrame, sessions: DataFrame) -> tuple[int, int]:
+    """(unknown, orphan) actions of the day, in one pass: unknown, an action not in the contract's list (or
+    null); orphan, an action whose session_id is not among the day's sessions (valid or not)."""
+    ids = sessions.select("session_id").distinct().withColumn("_has_session", F.lit(True))
+    unknown = ~F.col("action").isin(*contract.ACTIONS) | F.col("action").isNull()
+    row = (
+        actions.join(ids, on="session_id", how="left")
+        .agg(
+            F.sum(F.when(unknown, 1).otherwise(0)).alias("unknown"),
+            F.sum(F.when(F.col("_has_session").isNull(), 1).otherwise(0)).alias("orphans"),
+        )
+        .first()
+    )
+    return int(row["unknown"] or 0), int(row["orphans"] or 0)
+
+
 def quarantine_rows(bad: DataFrame, run_id: str, at: dt.datetime, cfg: Config) -> DataFrame:
     """Quarantine rows from rows carrying ``quarantine_reasons`` (location and network coarsened)."""
     record_columns = [privacy.coarsen_column(c, cfg) for c in bad.columns if c != quality.REASONS_COLUMN]
@@ -190,6 +206,7 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         F.count_distinct("session_id").alias("distinct_sessions"),
         F.sum(F.when(ok & (F.col("action_count") == 0), 1).otherwise(0)).alias("sessions_without_actions"),
         F.sum(F.when(ok & ~F.col("has_user_baseline"), 1).otherwise(0)).alias("sessions_without_user_baseline"),
+        *[F.sum(F.when(ok & (F.col("decision") == d), 1).otherwise(0)).alias(d) for d in contract.DECISIONS],
     ).first()
     timings["score"] = time.monotonic() - clock
     failpoints.hit("after_score")
@@ -210,16 +227,14 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         F.sum(F.when(~F.col("audit"), 1).otherwise(0)).alias("sessions"),
         F.sum(F.when(F.col("audit"), 1).otherwise(0)).alias("audit"),
     ).first()
-    decisions = {d: 0 for d in contract.DECISIONS}
-    decisions.update({r["decision"]: r["count"] for r in good.groupBy("decision").count().collect()})
-    known = F.col("action").isin(*contract.ACTIONS)
-    orphan_actions = actions.join(sessions.select("session_id"), on="session_id", how="left_anti").count()
+    decisions = {d: int(stats[d] or 0) for d in contract.DECISIONS}
+    unknown_actions, orphan_actions = action_counts(actions, sessions)
     counts = {
         "sessions_read": sessions_read,
         "sessions_scored": int(stats["scored"] or 0),
         "sessions_quarantined": quarantined,
         "actions_read": actions_read,
-        "unknown_actions": actions.filter(~known | F.col("action").isNull()).count(),
+        "unknown_actions": unknown_actions,
         "orphan_actions": orphan_actions,
         "sessions_without_actions": int(stats["sessions_without_actions"] or 0),
         "sessions_without_user_baseline": int(stats["sessions_without_user_baseline"] or 0),

@@ -1,10 +1,11 @@
 """The nightly report's Spark side: a scored day counted on the executors, its references found, its
 files written beside the run (``report_dir``: ``report.html``, ``report.png``, ``report.json``).
 
-Every count and histogram is aggregated on the executors, in one explode + groupBy over the day
-(``observe``): decisions, data-quality flags, reason codes of the flagged sessions, the display
-bins of ae_error, seq_risk_max and risk_score, and the drift bins of the 30 features, ae_error and
-seq_risk. The driver receives a few hundred (metric, key, count) rows, never a day's sessions.
+Every count and histogram is aggregated on the executors, in one pass over the day (``observe``):
+decisions, data-quality flags, reason codes of the flagged sessions, the display bins of ae_error,
+seq_risk_max and risk_score, and the drift bins of the 30 features, ae_error and seq_risk, each
+partition counted by numpy in the Python workers (``day_counts``), the counts summed by Spark. The
+driver receives a few hundred (metric, key, count) rows, never a day's sessions.
 What the numbers say is ``report_doc`` (pure), how they are drawn ``report_page`` (pure), PSI
 ``drift`` (pure).
 
@@ -27,7 +28,8 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from pyspark.sql import Column, DataFrame, SparkSession
+import numpy as np
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from raksha import contract
@@ -36,7 +38,7 @@ from raksha.decide.decisions import policy
 from raksha.ingest import inputs, quality
 from raksha.models import artifacts
 from raksha.models.artifacts import ModelVersion
-from raksha.pipeline import drift, report_doc, report_page
+from raksha.pipeline import day_counts, drift, report_doc, report_page
 from raksha.pipeline.report_doc import DayStats, DisplayBins, Reference
 from raksha.platform import tables
 from raksha.platform.storage import Storage
@@ -49,6 +51,8 @@ MODEL_COLUMNS = {
 }
 VERSION_COLUMN = {contract.AE_MODEL: "ae_model_version", contract.SEQ_MODEL: "seq_model_version"}
 REFERENCE_FOLDER = "_drift_reference"
+EDGES_SAMPLE = 200_000  # sessions of a first scored day whose deciles make its reference's edges
+EDGES_SEED = 20261105
 
 
 def report_dir(cfg: Config, day: dt.date) -> str:
@@ -87,50 +91,41 @@ def store_reference(store: Storage, cfg: Config, ref: Reference) -> None:
 # --- counting a day on the executors ---
 
 
-def bucket(column: Column, edges: tuple[float, ...]) -> Column:
-    """The drift bin of a value (``drift.bin_index`` in Spark): edges strictly below it; null -> MISSING_BIN."""
-    index: Any = F.lit(0)
-    for edge in edges:
-        index = index + (column > F.lit(edge)).cast("int")
-    return F.when(column.isNull(), F.lit(drift.MISSING_BIN)).otherwise(index)
-
-
-def display_bucket(column: Column, bins: DisplayBins) -> Column:
-    x = F.log10(F.greatest(column, F.lit(1e-300))) if bins.log else column
-    index = F.floor((x - F.lit(bins.low)) / F.lit(bins.width))
-    return F.least(F.greatest(index, F.lit(0)), F.lit(bins.count - 1)).cast("int")
-
-
 def percentile_edges(frame: DataFrame, columns: list[str]) -> dict[str, tuple[float, ...]]:
-    """Reference edges of ``columns`` from a day (deciles by ``percentile_approx``; binary features fixed)."""
-    continuous = [c for c in columns if c not in contract.BINARY_FEATURES]
-    edges = {c: drift.BINARY_EDGES for c in columns if c in contract.BINARY_FEATURES}
-    if continuous:
-        points = [i / drift.BINS for i in range(1, drift.BINS)]
-        row = frame.agg(*[F.percentile_approx(c, points, 10_000).alias(c) for c in continuous]).first()
-        edges.update({c: drift.distinct_edges(row[c] or []) for c in continuous})
-    return edges
-
-
-def _pair(metric: str, key: Column) -> Column:
-    return F.struct(F.lit(metric).alias("metric"), key.cast("string").alias("key"))
+    """Reference edges of ``columns`` from a day: ``drift.edges_for`` (deciles; binary features fixed), as
+    for a training reference, of at most ``EDGES_SAMPLE`` of its sessions (a seeded sample: the driver
+    never holds a day); ``observe`` then counts every session in them."""
+    rows = frame.count()
+    sample = frame if rows <= EDGES_SAMPLE else frame.sample(fraction=EDGES_SAMPLE / rows, seed=EDGES_SEED)
+    values = sample.select(*[F.col(c).cast("double").alias(c) for c in columns]).toPandas()
+    return {c: drift.edges_for(c, values[c].to_numpy(dtype="float64", na_value=np.nan)) for c in columns}
 
 
 def observe(
     frame: DataFrame, drift_edges: Mapping[str, tuple[float, ...]], bins: Mapping[str, DisplayBins]
 ) -> DayStats:
-    """Counts of a scored day in one Spark job: (metric, key) pairs exploded per session, counted."""
+    """Counts of a scored day in one Spark job: the columns it needs, counted per partition in the Python
+    workers (``day_counts``), the partitions' (metric, key, count) rows summed."""
     empty = F.array().cast("array<string>")
-    fixed = [_pair("decision", F.col("decision")), _pair("dq_none", (F.size("dq_flags") == 0).cast("int"))]
-    fixed += [_pair(f"drift:{c}", bucket(F.col(c), e)) for c, e in drift_edges.items()]
-    fixed += [_pair(f"hist:{c}", display_bucket(F.col(c), b)) for c, b in bins.items()]
-    flags = F.transform(F.coalesce(F.col("dq_flags"), empty), lambda f: _pair("dq_flag", f))
     codes = F.coalesce(F.array_distinct(F.transform(F.col("reasons"), lambda r: r["code"])), empty)
     flagged = F.when(F.col("decision").isin(*contract.FLAGGED_DECISIONS), codes).otherwise(empty)
-    reasons = F.transform(flagged, lambda c: _pair("reason", c))
-    pairs = frame.select(F.explode(F.concat(F.array(*fixed), flags, reasons)).alias("p"))
+    numbers = sorted({*drift_edges, *bins})
+    columns = [
+        F.col("decision").alias(day_counts.DECISION),
+        F.col("dq_flags").alias(day_counts.DQ_FLAGS),
+        flagged.alias(day_counts.REASON_CODES),
+        *[F.col(c).cast("double").alias(c) for c in numbers],
+    ]
+    plan = day_counts.Plan(dict(drift_edges), dict(bins))
+    rows = (
+        frame.select(*columns)
+        .mapInArrow(plan.count_batches, day_counts.SCHEMA)
+        .groupBy("metric", "key")
+        .agg(F.sum("count").alias("count"))
+        .collect()
+    )
     counted: dict[str, dict[str, int]] = {}
-    for row in pairs.groupBy("p.metric", "p.key").count().collect():
+    for row in rows:
         counted.setdefault(row["metric"], {})[row["key"]] = int(row["count"])
     return DayStats(
         decisions={d: counted.get("decision", {}).get(d, 0) for d in contract.DECISIONS},

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from raksha import contract
 from raksha.pipeline import drift
 from raksha.pipeline.drift import Binned
@@ -40,6 +42,11 @@ class DisplayBins:
     def edges(self) -> list[float]:
         points = [self.low + i * self.width for i in range(self.count + 1)]
         return [10.0**p for p in points] if self.log else points
+
+    def index(self, values: np.ndarray) -> np.ndarray:
+        """Each value's bin, 0 .. count - 1 (values outside go to the end bins; no NaN)."""
+        x = np.log10(np.maximum(values, 1e-300)) if self.log else values
+        return np.clip(np.floor((x - self.low) / self.width), 0, self.count - 1).astype(np.int64)
 
 
 def displays(ae_threshold: float | None) -> dict[str, DisplayBins]:
