@@ -60,6 +60,10 @@ def test_derby_is_the_default_and_its_settings_are_unchanged(tmp_path):
     }
     assert metastore.ensure_schema(cfg) is False
     assert os.path.isdir(metastore_dir)
+    # the configuration's own JVM options stay (they were replaced by Derby's log setting)
+    tuned = config_under(tmp_path, "spark.conf.spark.driver.extraJavaOptions=-XX:+UseSerialGC")
+    options = metastore.spark_conf(tuned)["spark.driver.extraJavaOptions"]
+    assert options == f"-XX:+UseSerialGC -Dderby.stream.error.file={metastore_dir}/derby.log"
 
 
 def test_postgres_settings_for_spark(tmp_path, monkeypatch):

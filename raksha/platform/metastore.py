@@ -144,9 +144,10 @@ def spark_conf(cfg: Config) -> dict[str, str]:
     if kind(cfg) == "derby":
         metastore = cfg.path("metastore")
         derby_url = f"jdbc:derby:;databaseName={metastore}/metastore_db;create=true"
-        return {
+        given = str((cfg.get("spark.conf") or {}).get("spark.driver.extraJavaOptions") or "")
+        return {  # the configuration's own JVM options kept, Derby's log file added
             "spark.hadoop.javax.jdo.option.ConnectionURL": derby_url,
-            "spark.driver.extraJavaOptions": f"-Dderby.stream.error.file={metastore}/derby.log",
+            "spark.driver.extraJavaOptions": f"{given} -Dderby.stream.error.file={metastore}/derby.log".strip(),
         }
     settings = postgres_settings(cfg)
     driver_jar = jars.jar_paths(("postgresql",))[0]
