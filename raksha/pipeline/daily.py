@@ -1,17 +1,18 @@
 """The nightly job: score one day of sessions and publish its tables.
 
 read -> validate -> sequence -> score (both models) -> decide -> audit -> publish -> report.
-Write, audit, publish: the scored day is materialized once (persisted on the executors), audited
-there, and nothing is committed until the counts reconcile (sessions read = scored +
-quarantined, no session twice). Then each table's day is replaced by one Delta commit
-(``raksha.platform.tables``): scored_sessions, quarantine, review_queue, and run_log last, so a run is
-published when its run_log row says so. Before that row, the nightly report (``raksha.pipeline.report``)
-is written from the scored day still cached, and its drift warnings go into the row. The run holds
-the date of every table it writes (``raksha.platform.locks``) from start to end.
+Write, audit, publish: the validated input and the scored day are materialized once (persisted on the
+executors, released at the end of the run, or on an error), audited there, and nothing is committed until the
+counts reconcile (sessions read = scored + quarantined, no session twice). Then each table's day is replaced
+by one Delta commit (``raksha.platform.tables``): scored_sessions, quarantine, review_queue, and run_log last,
+so a run is published when its run_log row says so. Before that row, the nightly report
+(``raksha.pipeline.report``) is written from the scored day still cached, and its drift warnings go into the
+row. The run holds the date of every table it writes (``raksha.platform.locks``) from start to end.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -173,86 +174,94 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
     actions_read = inputs.check_readable(actions, "actions", day, cfg.path("actions"))
     timings["read"] = time.monotonic() - clock
 
-    valid, bad = quality.split_valid(quality.flag_sessions(sessions, day))
-    counter = spark.sparkContext.accumulator({}, model_cache.CounterParam())
-    threads = int(cfg.get("scoring.threads_per_worker"))
-    windows = int(cfg.get("scoring.max_windows_per_session"))
-    runtime = runtimes.configured(cfg)
-    ae_model = BroadcastModel.of(spark, ae_version, runtime)
-    seq_model = BroadcastModel.of(spark, seq_version, runtime)
-    user_baselines = baselines.load(spark, cfg, day, ae_version) if cfg.get("baseline.enabled") else None
+    with contextlib.ExitStack() as cache:  # every frame kept below is released at the end, or on an error
 
-    scored = (
-        with_sequences(valid, actions)
-        .transform(lambda df: score_models(df, ae_model, seq_model, threads, counter, windows))
-        .transform(lambda df: with_user_baselines(df, user_baselines))
-        .transform(lambda df: challenger.score(df, spark, cfg, rival, (ae_version, seq_version), threads, counter))
-        .transform(lambda df: decide(df, cfg, ae_version.risk_score_cut))
-        .withColumn("dq_flags", quality.session_dq_flags(windows, user_baselines=True))
-        .withColumn("ae_model_version", F.lit(ae_version.version))
-        .withColumn("seq_model_version", F.lit(seq_version.version))
-        .withColumn("run_id", F.lit(run_id))
-        .withColumn("scored_at", F.lit(scored_at).cast("timestamp"))
-        .withColumn("reasons", privacy.coarsen_reasons(F.col("reasons"), cfg))
-        .withColumn(quality.REASONS_COLUMN, quality.model_output_reasons())
-    )
-    clock = time.monotonic()
-    # materialized once: the audit below and the commits read it, the models run once
-    scored = scored.persist()
-    ok = F.size(quality.REASONS_COLUMN) == 0
-    stats = scored.agg(
-        F.count("*").alias("rows"),
-        F.sum(F.when(ok, 1).otherwise(0)).alias("scored"),
-        F.count_distinct("session_id").alias("distinct_sessions"),
-        F.sum(F.when(ok & (F.col("action_count") == 0), 1).otherwise(0)).alias("sessions_without_actions"),
-        F.sum(F.when(ok & ~F.col("has_user_baseline"), 1).otherwise(0)).alias("sessions_without_user_baseline"),
-        *[F.sum(F.when(ok & (F.col("decision") == d), 1).otherwise(0)).alias(d) for d in contract.DECISIONS],
-    ).first()
-    timings["score"] = time.monotonic() - clock
-    failpoints.hit("after_score")
+        def kept(frame: DataFrame) -> DataFrame:
+            frame = frame.persist()
+            cache.callback(frame.unpersist)
+            return frame
 
-    clock = time.monotonic()
-    good = scored.where(ok).drop(quality.REASONS_COLUMN)
-    rejected = scored.where(~ok)  # a model output that is not a number is never published as a score
-    quarantine = (
-        quarantine_rows(bad, run_id, scored_at, cfg)
-        .unionByName(quarantine_rows(rejected, run_id, scored_at, cfg))
-        .persist()
-    )
-    capacity = int(cfg.get("review.capacity"))
-    queue = review.review_queue(good, day, capacity, float(cfg.get("review.audit_rate")), run_id).persist()
-    quarantined = quarantine.count()
-    queue_stats = queue.agg(
-        F.count_distinct("case_id").alias("cases"),
-        F.sum(F.when(~F.col("audit"), 1).otherwise(0)).alias("sessions"),
-        F.sum(F.when(F.col("audit"), 1).otherwise(0)).alias("audit"),
-    ).first()
-    decisions = {d: int(stats[d] or 0) for d in contract.DECISIONS}
-    unknown_actions, orphan_actions = action_counts(actions, sessions)
-    counts = {
-        "sessions_read": sessions_read,
-        "sessions_scored": int(stats["scored"] or 0),
-        "sessions_quarantined": quarantined,
-        "actions_read": actions_read,
-        "unknown_actions": unknown_actions,
-        "orphan_actions": orphan_actions,
-        "sessions_without_actions": int(stats["sessions_without_actions"] or 0),
-        "sessions_without_user_baseline": int(stats["sessions_without_user_baseline"] or 0),
-        "review_cases": int(queue_stats["cases"] or 0),
-        "review_sessions": int(queue_stats["sessions"] or 0),
-        "review_audit_sessions": int(queue_stats["audit"] or 0),
-        "review_overflow_cases": review.overflow_cases(good, capacity),
-    }
-    compared = challenger.disagreements(good) if rival.configured else None
-    if compared is not None:
-        counts["challenger_disagreements"] = compared["disagreements"]
-    timings["audit"] = time.monotonic() - clock
-    check_reconciled(day, counts, int(stats["rows"]), int(stats["distinct_sessions"]))
+        # kept from the scoring job for the quarantine and the audit: validating again (a shuffle of the day by
+        # session_id, for duplicates) cost more than keeping the day
+        flagged = kept(quality.flag_sessions(sessions, day))
+        valid, bad = quality.split_valid(flagged)
+        counter = spark.sparkContext.accumulator({}, model_cache.CounterParam())
+        threads = int(cfg.get("scoring.threads_per_worker"))
+        windows = int(cfg.get("scoring.max_windows_per_session"))
+        runtime = runtimes.configured(cfg)
+        ae_model = BroadcastModel.of(spark, ae_version, runtime)
+        seq_model = BroadcastModel.of(spark, seq_version, runtime)
+        user_baselines = baselines.load(spark, cfg, day, ae_version) if cfg.get("baseline.enabled") else None
 
-    failpoints.hit("before_publish")
-    clock = time.monotonic()
-    versions = {}
-    try:
+        scored = (
+            with_sequences(valid, actions)
+            .transform(lambda df: score_models(df, ae_model, seq_model, threads, counter, windows))
+            .transform(lambda df: with_user_baselines(df, user_baselines))
+            .transform(lambda df: challenger.score(df, spark, cfg, rival, (ae_version, seq_version), threads, counter))
+            .transform(lambda df: decide(df, cfg, ae_version.risk_score_cut))
+            .withColumn("dq_flags", quality.session_dq_flags(windows, user_baselines=True))
+            .withColumn("ae_model_version", F.lit(ae_version.version))
+            .withColumn("seq_model_version", F.lit(seq_version.version))
+            .withColumn("run_id", F.lit(run_id))
+            .withColumn("scored_at", F.lit(scored_at).cast("timestamp"))
+            .withColumn("reasons", privacy.coarsen_reasons(F.col("reasons"), cfg))
+            .withColumn(quality.REASONS_COLUMN, quality.model_output_reasons())
+        )
+        clock = time.monotonic()
+        # materialized once: the audit below and the commits read it, the models run once
+        scored = kept(scored)
+        ok = F.size(quality.REASONS_COLUMN) == 0
+        stats = scored.agg(
+            F.count("*").alias("rows"),
+            F.sum(F.when(ok, 1).otherwise(0)).alias("scored"),
+            F.count_distinct("session_id").alias("distinct_sessions"),
+            F.sum(F.when(ok & (F.col("action_count") == 0), 1).otherwise(0)).alias("sessions_without_actions"),
+            F.sum(F.when(ok & ~F.col("has_user_baseline"), 1).otherwise(0)).alias("sessions_without_user_baseline"),
+            *[F.sum(F.when(ok & (F.col("decision") == d), 1).otherwise(0)).alias(d) for d in contract.DECISIONS],
+        ).first()
+        timings["score"] = time.monotonic() - clock
+        failpoints.hit("after_score")
+
+        clock = time.monotonic()
+        good = scored.where(ok).drop(quality.REASONS_COLUMN)
+        rejected = scored.where(~ok)  # a model output that is not a number is never published as a score
+        quarantine = quarantine_rows(bad, run_id, scored_at, cfg).unionByName(
+            quarantine_rows(rejected, run_id, scored_at, cfg)
+        )
+        quarantine = kept(quarantine)
+        capacity = int(cfg.get("review.capacity"))
+        queue = kept(review.review_queue(good, day, capacity, float(cfg.get("review.audit_rate")), run_id))
+        quarantined = quarantine.count()
+        queue_stats = queue.agg(
+            F.count_distinct("case_id").alias("cases"),
+            F.sum(F.when(~F.col("audit"), 1).otherwise(0)).alias("sessions"),
+            F.sum(F.when(F.col("audit"), 1).otherwise(0)).alias("audit"),
+        ).first()
+        decisions = {d: int(stats[d] or 0) for d in contract.DECISIONS}
+        unknown_actions, orphan_actions = action_counts(actions, flagged)
+        counts = {
+            "sessions_read": sessions_read,
+            "sessions_scored": int(stats["scored"] or 0),
+            "sessions_quarantined": quarantined,
+            "actions_read": actions_read,
+            "unknown_actions": unknown_actions,
+            "orphan_actions": orphan_actions,
+            "sessions_without_actions": int(stats["sessions_without_actions"] or 0),
+            "sessions_without_user_baseline": int(stats["sessions_without_user_baseline"] or 0),
+            "review_cases": int(queue_stats["cases"] or 0),
+            "review_sessions": int(queue_stats["sessions"] or 0),
+            "review_audit_sessions": int(queue_stats["audit"] or 0),
+            "review_overflow_cases": review.overflow_cases(good, capacity),
+        }
+        compared = challenger.disagreements(good) if rival.configured else None
+        if compared is not None:
+            counts["challenger_disagreements"] = compared["disagreements"]
+        timings["audit"] = time.monotonic() - clock
+        check_reconciled(day, counts, int(stats["rows"]), int(stats["distinct_sessions"]))
+
+        failpoints.hit("before_publish")
+        clock = time.monotonic()
+        versions = {}
         for table, rows in (("scored_sessions", good), ("quarantine", quarantine), ("review_queue", queue)):
             versions[table] = tables.publish_day(spark, cfg, table, rows, day, run_id).version
         timings["publish"] = time.monotonic() - clock
@@ -264,9 +273,6 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         run_row = {"run_id": run_id, "counts": counts, "decisions": decisions}
         written = nightly_report(spark, cfg, day, good, run_row, ae_version, seq_version)
         timings["report"] = time.monotonic() - clock
-    finally:
-        for frame in (scored, quarantine, queue):
-            frame.unpersist()
 
     loads = {}
     models = [contract.AE_MODEL, contract.SEQ_MODEL]
