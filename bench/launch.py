@@ -14,7 +14,7 @@ from typing import Any
 
 from breakdown import breakdown_from_event_log
 from sampler import TreeSampler
-from settings import REPO, RUN_SCRIPT, VARIANTS, out_dir
+from settings import HISTORY_DAY, REPO, RUN_SCRIPT, VARIANTS, WITH_BASELINES, out_dir
 
 log = logging.getLogger("bench")
 
@@ -41,8 +41,13 @@ def run_variant(
         day_kind,
         "--result",
         str(result_path),
-        *(["--profile"] if profile else []),
     ]
+    history_s = None
+    if variant in WITH_BASELINES:
+        history_s = _build_history(command, logs / f"{day_kind}-{VARIANTS[variant]}-history.log", variant)
+        if history_s is None:
+            return {"variant": VARIANTS[variant], "error": f"no user baselines for {HISTORY_DAY}"}
+    command += ["--profile"] if profile else []
     log.info("%s day, variant %s (%s): running, log in %s", day_kind, variant, VARIANTS[variant], log_path)
     load_before = os.getloadavg()
     clock = time.monotonic()
@@ -58,7 +63,7 @@ def run_variant(
         log.error("variant %s failed (exit %s):\n  %s", VARIANTS[variant], code, "\n  ".join(tail))
         return {"variant": VARIANTS[variant], "error": f"exit {code}; see {log_path}", "log_tail": tail}
     result = json.loads(result_path.read_text())
-    result.update(sampler.summary(), process_s=process_s, load_average_before=load_before)
+    result.update(sampler.summary(), process_s=process_s, load_average_before=load_before, history_s=history_s)
     result["load_average_after"] = os.getloadavg()
     if variant == "d":  # no JVM: the notebook is one Python process
         result["python_worker_peak_bytes"] = result["python_driver_peak_bytes"]
@@ -72,3 +77,22 @@ def run_variant(
             result["breakdown"] = {"error": f"{type(exc).__name__}: {exc}"}
     log.info("variant %s: %.1f s", VARIANTS[variant], result["wall_s"])
     return result
+
+
+def _build_history(command: list[str], log_path: Path, variant: str) -> float | None:
+    """The users' baselines of ``HISTORY_DAY`` in the variant's warehouse (``raksha baseline build``'s code, in
+    a child process of its own, untimed); its seconds, or None when it failed."""
+    log.info(
+        "variant %s: building the user baselines of %s first (untimed), log in %s",
+        VARIANTS[variant],
+        HISTORY_DAY,
+        log_path,
+    )
+    clock = time.monotonic()
+    with open(log_path, "w", encoding="utf-8") as log_file:
+        code = subprocess.call([*command, "--history"], stdout=log_file, stderr=subprocess.STDOUT, cwd=str(REPO))
+    if code != 0:
+        tail = log_path.read_text(errors="replace").strip().splitlines()[-15:]
+        log.error("variant %s: its history failed (exit %s):\n  %s", VARIANTS[variant], code, "\n  ".join(tail))
+        return None
+    return time.monotonic() - clock

@@ -275,6 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--keep", action="store_true", help="keep the generated data and the outputs")
     parser.add_argument("--child", choices=list(VARIANTS), help=argparse.SUPPRESS)
     parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--history", action="store_true", help=argparse.SUPPRESS)
     return parser
 
 
@@ -287,6 +288,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from notebook import child_notebook
 
             child_notebook(raw, args.sessions, args.result)
+        elif args.history:
+            from spark_child import child_history
+
+            child_history(raw, args.result.parent)
         else:
             from spark_child import child_spark
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from phases import PhaseClock
-from settings import DAY, VARIANTS, bench_sets, event_log_sets
+from settings import DAY, HISTORY_DAY, VARIANTS, bench_sets, event_log_sets
 from variants import score_models_stand_in
 
 
@@ -76,6 +76,21 @@ def child_spark(variant: str, raw: Path, out: Path, result_path: Path, profile: 
     payload["phase_intervals"] = clock_phases.intervals()
     payload["event_log"] = str(event_log)
     result_path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+
+
+def child_history(raw: Path, out: Path) -> None:
+    """The user baselines of ``HISTORY_DAY`` into the warehouse under ``out`` (``raksha baseline build``, untimed:
+    no event log), so the timed run scores ``DAY`` against them."""
+    from raksha.baselines import nightly
+    from raksha.config import load_config
+    from raksha.platform.session import build_session
+
+    cfg = load_config(sets=bench_sets(raw, out))
+    spark = build_session(cfg, "bench-history")
+    try:
+        nightly.build(spark, cfg, HISTORY_DAY, HISTORY_DAY)
+    finally:
+        spark.stop()
 
 
 def _run_pipeline(spark, cfg, clock_phases: PhaseClock) -> dict[str, Any]:

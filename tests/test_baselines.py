@@ -187,6 +187,12 @@ def test_a_user_without_history_is_compared_with_the_population_and_nothing_is_n
     assert not out.loc[0, "has_user_baseline"]
     assert out.loc[0, "user_baseline_score"] == pytest.approx(((0.9 - 0.5) / 0.2) ** 2)
     assert [r["code"] for r in out.loc[0, "user_baseline_reasons"]] == ["TAP_DURATION_HIGH_FOR_USER"]
+    # with no snapshot at all (no join) a user is scored as a user missing from a snapshot is (the join)
+    someone_else = _sessions(spark, _habit_rows(np.random.default_rng(2), 3, user_id="u9"))
+    state = fold.fold_day(None, someone_else, DAY, POPULATION, settings, "r")
+    joined = _score(_sessions(spark, [row]), state, DAY, POPULATION, settings).toPandas()
+    columns = ["user_baseline_score", "has_user_baseline", "user_baseline_reasons"]
+    pd.testing.assert_frame_equal(out[columns], joined[columns])
 
 
 def test_reasons_only_where_the_score_is_notable_against_the_reference(spark, settings):

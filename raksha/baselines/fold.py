@@ -49,9 +49,12 @@ def counted(sessions: DataFrame, fraud_ids: DataFrame | None) -> DataFrame:
 READ = ("user_id", "device_id", "time_of_day_sin", "time_of_day_cos", "wifi_id_hash", "gps_latitude", "gps_longitude")
 
 
-def _winsorized(sessions: DataFrame, state: DataFrame, day: dt.date, population: Population, s: Settings) -> DataFrame:
+def _winsorized(
+    sessions: DataFrame, state: DataFrame | None, day: dt.date, population: Population, s: Settings
+) -> DataFrame:
     read = sessions.select(*READ, *contract.BASELINE_FEATURES)
-    joined = with_expectations(read, expectations(state, day, population, s), population)
+    expected = None if state is None else expectations(state, day, population, s)
+    joined = with_expectations(read, expected, population)
     clipped = []
     for feature in contract.BASELINE_FEATURES:
         mean, sd = F.col(f"{EXPECTED}{feature}_mean"), F.col(f"{EXPECTED}{feature}_sd")
@@ -151,10 +154,10 @@ def fold_day(
 ) -> DataFrame:
     """The ``user_baselines`` snapshot as of ``day``: ``state`` (the snapshot before it, or None) with the
     day's counted sessions folded in (columns of ``contract.USER_BASELINES_SCHEMA``)."""
+    today = _day_sums(_winsorized(counted(sessions, fraud_ids), state, day, population, s), day, s)
     if state is None:
         state = sessions.sparkSession.createDataFrame([], contract.USER_BASELINES_SCHEMA)
     state = state.select(*[f.name for f in contract.USER_BASELINES_SCHEMA.fields])
-    today = _day_sums(_winsorized(counted(sessions, fraud_ids), state, day, population, s), day, s)
     old = prefixed(state)
     joined = old.join(today, on="user_id", how="full_outer")
     factor = decay(day, s.half_life_days)

@@ -146,8 +146,11 @@ def expectations(state: DataFrame, day: dt.date, population: Population, s: Sett
     return b.select(*columns)
 
 
-def with_expectations(sessions: DataFrame, expected: DataFrame, population: Population) -> DataFrame:
-    """``sessions`` joined to their users' ``expectations``; a user without a row gets the population's."""
+def with_expectations(sessions: DataFrame, expected: DataFrame | None, population: Population) -> DataFrame:
+    """``sessions`` joined to their users' ``expectations``; a user without a row gets the population's.
+    ``expected`` None (no snapshot yet: every user is new): the population's for all, without a join."""
+    if expected is None:
+        return sessions.withColumns(_new_user_expectations(population))
     joined = sessions.join(expected, on="user_id", how="left")
     fills = {}
     for feature in contract.BASELINE_FEATURES:
@@ -156,6 +159,26 @@ def with_expectations(sessions: DataFrame, expected: DataFrame, population: Popu
     fills[f"{EXPECTED}hour_weight"] = F.coalesce(_e("hour_weight"), F.lit(0.0))
     fills[HAS_BASELINE] = F.coalesce(F.col(HAS_BASELINE), F.lit(False))
     return joined.withColumns(fills)
+
+
+def _new_user_expectations(population: Population) -> dict[str, Column]:
+    """What ``with_expectations`` gives a user without a baseline, as constant columns."""
+    columns: dict[str, Column] = {}
+    for feature in contract.BASELINE_FEATURES:
+        columns[f"{EXPECTED}{feature}_mean"] = F.lit(population.mean[feature])
+        columns[f"{EXPECTED}{feature}_sd"] = F.lit(population.sd[feature])
+    state = contract.USER_BASELINES_SCHEMA
+    places = T.StructType([state["places"].dataType.elementType[k] for k in ("lat_cell", "lon_cell")])
+    columns |= {
+        f"{EXPECTED}hour": F.lit(None).cast("double"),
+        f"{EXPECTED}hour_spread": F.lit(None).cast("double"),
+        f"{EXPECTED}hour_weight": F.lit(0.0),
+        f"{EXPECTED}devices": F.lit(None).cast(T.ArrayType(state["devices"].dataType.elementType["id"].dataType)),
+        f"{EXPECTED}networks": F.lit(None).cast(T.ArrayType(state["networks"].dataType.elementType["id"].dataType)),
+        f"{EXPECTED}places": F.lit(None).cast(T.ArrayType(places)),
+        HAS_BASELINE: F.lit(False),
+    }
+    return columns
 
 
 def session_angle() -> Column:
@@ -249,13 +272,6 @@ def score(sessions: DataFrame, expected: DataFrame | None, population: Populatio
 def with_parts(sessions: DataFrame, expected: DataFrame | None, population: Population, s: Settings) -> DataFrame:
     """``sessions`` with their users' expectations (``e_``), each cause's part (``_part_``), the score (their
     sum) and ``has_user_baseline``: what ``with_reasons`` reads."""
-    if expected is None:
-        expected = expectations(
-            sessions.sparkSession.createDataFrame([], contract.USER_BASELINES_SCHEMA),
-            dt.date(2000, 1, 1),
-            population,
-            s,
-        )
     joined = with_expectations(sessions, expected, population).withColumns(part_columns(s))
     total = sum((_part(name) for name in PARTS[1:]), _part(PARTS[0]))
     return joined.withColumn(SCORE, total)
