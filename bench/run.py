@@ -193,7 +193,7 @@ def scale(args: argparse.Namespace, work: Path, logs: Path) -> int:
         for size in args.scale_sizes:
             data = generate_day(work, size, day_kind)
             row: dict[str, Any] = {"day": day_kind, "sessions": int(data["sessions"]), "actions": data["actions"]}
-            for variant in SCALE_VARIANTS:
+            for variant in [v for v in args.variants or SCALE_VARIANTS if v in SCALE_VARIANTS]:
                 result = run_variant(variant, work, int(data["sessions"]), logs, day_kind)
                 row[VARIANTS[variant]] = result
                 failed |= "error" in result
@@ -250,9 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--variants",
         type=_variants,
-        default=DEFAULT_VARIANTS,
         help="g,a,b,c,d (bare, floor, raksha, recipe, notebook; default), e (crossing: the UDF without the models), "
-        "f (raksha-keras: scoring.runtime=keras), h (raksha-no-baselines: baseline.enabled=false)",
+        "f (raksha-keras: scoring.runtime=keras), h (raksha-no-baselines: baseline.enabled=false); with --scale, "
+        "those of g,b,a (default: all three)",
     )
     parser.add_argument(
         "--day",
@@ -281,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.variants is None and not args.scale:
+        args.variants = DEFAULT_VARIANTS
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     if args.child:
         raw = raw_dir(args.work, args.days[0])
