@@ -12,6 +12,8 @@ starts, against the scored columns: a typo in a rule is an error before anything
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Mapping
 
 from pyspark.errors import PySparkException
@@ -93,20 +95,26 @@ def present_sources(columns: list[str]) -> list[tuple[str, str]]:
 
 
 def reasons(columns: list[str]) -> Column:
-    """The scorer that was more surprised speaks first; each contributes its top reasons."""
+    """The scorer that was more surprised speaks first; each contributes its top reasons. (The sorting is
+    interpreted by Spark, row by row: it runs only for a session some scorer gave a reason.)"""
+    none = F.array().cast(T.ArrayType(contract.REASON_TYPE))
+    sources = present_sources(columns)
+    if not sources:
+        return none
     ranked = F.sort_array(
         F.array(
             *[
                 F.struct(
                     (-F.coalesce(F.col(s), F.lit(0.0))).alias("k"),
                     F.lit(i).alias("i"),
-                    F.coalesce(F.col(r), F.array().cast(T.ArrayType(contract.REASON_TYPE))).alias("reasons"),
+                    F.coalesce(F.col(r), none).alias("reasons"),
                 )
-                for i, (s, r) in enumerate(present_sources(columns))
+                for i, (s, r) in enumerate(sources)
             ]
         )
     )
-    return F.flatten(F.transform(ranked, lambda x: x["reasons"]))
+    given = functools.reduce(operator.or_, [F.coalesce(F.size(F.col(r)) > 0, F.lit(False)) for _, r in sources])
+    return F.when(given, F.flatten(F.transform(ranked, lambda x: x["reasons"]))).otherwise(none)
 
 
 def decide(scored: DataFrame, cfg: Config, risk_score_cut: float | None = None) -> DataFrame:

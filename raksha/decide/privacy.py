@@ -48,13 +48,15 @@ def coarsen_column(name: str, cfg: Config) -> Column:
 
 
 def coarsen_reasons(reasons: Column, cfg: Config) -> Column:
-    """Reasons with the observed and expected values of location and network features coarsened."""
-    return F.transform(
+    """Reasons with the observed and expected values of location and network features coarsened (the lambda,
+    interpreted by Spark, runs only where there are reasons)."""
+    coarsened = F.transform(
         reasons,
         lambda r: r.withField("value", _coarsen_value(r["value"], r["feature"], cfg)).withField(
             "expected", _coarsen_value(r["expected"], r["feature"], cfg)
         ),
     )
+    return F.when(F.size(reasons) > 0, coarsened).otherwise(reasons)
 
 
 def pseudonym_key(cfg: Config) -> bytes | None:

@@ -30,21 +30,19 @@ def _vocabulary_map() -> Column:
 
 def session_sequences(actions: DataFrame) -> DataFrame:
     """session_id, action_tokens (all actions, ordered by event_ts then seq_no), counts."""
-    vocabulary = _vocabulary_map()
+    # each action's token is looked up on its own row, and the ordered tokens taken out of the sorted events as
+    # one field, so no per-session lambda runs (Spark interprets those, element by element)
+    token = F.coalesce(_vocabulary_map()[F.col("action")], F.lit(contract.UNKNOWN_ACTION)).alias("token")
     ordered = actions.groupBy("session_id").agg(
-        F.array_sort(F.collect_list(F.struct("event_ts", "seq_no", "action"))).alias("events")
+        F.array_sort(F.collect_list(F.struct("event_ts", "seq_no", "action", token))).alias("events")
     )
-    tokens = F.transform("events", lambda e: F.coalesce(vocabulary[e["action"]], F.lit(contract.UNKNOWN_ACTION)))
-    return ordered.select(
-        "session_id",
-        tokens.alias("action_tokens"),
-    ).select(
+    tokens = F.col("events")["token"]
+    known = F.array_remove("action_tokens", contract.UNKNOWN_ACTION)
+    return ordered.select("session_id", tokens.alias("action_tokens")).select(
         "session_id",
         "action_tokens",
         F.size("action_tokens").cast("int").alias("action_count"),
-        F.size(F.filter("action_tokens", lambda t: t == contract.UNKNOWN_ACTION))
-        .cast("int")
-        .alias("unknown_action_count"),
+        (F.size("action_tokens") - F.size(known)).cast("int").alias("unknown_action_count"),
     )
 
 

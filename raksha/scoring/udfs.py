@@ -8,6 +8,8 @@ core of each UDF is ``BehaviorScorer.score`` / ``SequenceScorer.score``, testabl
 
 from __future__ import annotations
 
+import functools
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -188,11 +190,14 @@ def with_model_columns(sessions: DataFrame, udf) -> DataFrame:
 
 
 def nested_reasons(prefix: str, top: int) -> Column:
-    """The flat reason columns as an array of reason structs (those present, in order)."""
+    """The flat reason columns as an array of reason structs (those present, in order; the filter, interpreted
+    by Spark, runs only for a session with a reason)."""
     candidates = F.array(
         *[
             F.struct(*[F.col(f"{prefix}_{k}_{field}").alias(field) for field in REASON_FIELDS])
             for k in range(1, top + 1)
         ]
     )
-    return F.filter(candidates, lambda r: r["code"].isNotNull())
+    present = F.filter(candidates, lambda r: r["code"].isNotNull())
+    given = functools.reduce(operator.or_, [F.col(f"{prefix}_{k}_code").isNotNull() for k in range(1, top + 1)])
+    return F.when(given, present).otherwise(F.slice(candidates, 1, 0))
