@@ -49,11 +49,8 @@ def counted(sessions: DataFrame, fraud_ids: DataFrame | None) -> DataFrame:
 READ = ("user_id", "device_id", "time_of_day_sin", "time_of_day_cos", "wifi_id_hash", "gps_latitude", "gps_longitude")
 
 
-def _winsorized(
-    sessions: DataFrame, state: DataFrame | None, day: dt.date, population: Population, s: Settings
-) -> DataFrame:
+def _winsorized(sessions: DataFrame, expected: DataFrame | None, population: Population, s: Settings) -> DataFrame:
     read = sessions.select(*READ, *contract.BASELINE_FEATURES)
-    expected = None if state is None else expectations(state, day, population, s)
     joined = with_expectations(read, expected, population)
     clipped = []
     for feature in contract.BASELINE_FEATURES:
@@ -151,10 +148,15 @@ def fold_day(
     s: Settings,
     run_id: str,
     fraud_ids: DataFrame | None = None,
+    expected: DataFrame | None = None,
 ) -> DataFrame:
     """The ``user_baselines`` snapshot as of ``day``: ``state`` (the snapshot before it, or None) with the
-    day's counted sessions folded in (columns of ``contract.USER_BASELINES_SCHEMA``)."""
-    today = _day_sums(_winsorized(counted(sessions, fraud_ids), state, day, population, s), day, s)
+    day's counted sessions folded in (columns of ``contract.USER_BASELINES_SCHEMA``). ``expected``: the
+    state's ``habits.expectations`` on ``day`` when the caller has them (``nightly.Baselines``), else
+    computed here."""
+    if expected is None and state is not None:
+        expected = expectations(state, day, population, s)
+    today = _day_sums(_winsorized(counted(sessions, fraud_ids), expected, population, s), day, s)
     if state is None:
         state = sessions.sparkSession.createDataFrame([], contract.USER_BASELINES_SCHEMA)
     state = state.select(*[f.name for f in contract.USER_BASELINES_SCHEMA.fields])

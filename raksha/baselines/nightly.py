@@ -50,7 +50,7 @@ class Baselines:
     """What day ``day`` is scored against: the snapshot (``state``, read from its table) and, computed from
     it once, each user's ``expected`` habits, checkpointed on the executors: the scored day's plan then
     holds no read of ``user_baselines``, so writing the new snapshot leaves the cached scored day alone
-    (Delta re-caches every cached plan that reads a table it writes)."""
+    (Delta re-caches every cached plan that reads a table it writes). The fold of the day uses them too."""
 
     day: dt.date
     as_of: dt.date | None
@@ -116,7 +116,14 @@ def update(spark: SparkSession, cfg: Config, baselines: Baselines, scored: DataF
     into its snapshot; then rebuild the later snapshots that were built on the old state."""
     day = baselines.day
     state = fold.fold_day(
-        baselines.state, scored, day, baselines.population, baselines.settings, run_id, fraud_sessions(spark, cfg)
+        baselines.state,
+        scored,
+        day,
+        baselines.population,
+        baselines.settings,
+        run_id,
+        fraud_sessions(spark, cfg),
+        baselines.expected,
     )
     versions = snapshots.publish(spark, cfg, day, state, snapshots.reference_quantiles(scored), run_id)
     rebuild_after(spark, cfg, day, run_id, baselines.population)
@@ -168,7 +175,7 @@ def build_days(spark: SparkSession, cfg: Config, days: list[dt.date], run_id: st
         baselines = Baselines(day, as_of, previous, reference, population, settings)
         sessions = baselines.score(history_day(spark, cfg, day)).persist()
         try:
-            state = fold.fold_day(previous, sessions, day, population, settings, run_id, fraud)
+            state = fold.fold_day(previous, sessions, day, population, settings, run_id, fraud, baselines.expected)
             snapshots.publish(spark, cfg, day, state, snapshots.reference_quantiles(sessions), run_id)
         finally:
             sessions.unpersist()
