@@ -12,8 +12,6 @@ starts, against the scored columns: a typo in a rule is an error before anything
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Mapping
 
 from pyspark.errors import PySparkException
@@ -22,6 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from raksha import contract
+from raksha.columns import any_of
 from raksha.config import Config, ConfigError
 from raksha.scoring import calibration
 
@@ -113,7 +112,7 @@ def reasons(columns: list[str]) -> Column:
             ]
         )
     )
-    given = functools.reduce(operator.or_, [F.coalesce(F.size(F.col(r)) > 0, F.lit(False)) for _, r in sources])
+    given = any_of([F.size(F.col(r)) > 0 for _, r in sources])
     return F.when(given, F.flatten(F.transform(ranked, lambda x: x["reasons"]))).otherwise(none)
 
 

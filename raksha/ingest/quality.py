@@ -20,14 +20,12 @@ Reason codes (``CODE`` or ``CODE:feature``):
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import operator
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from raksha import contract
+from raksha import columns, contract
 from raksha.features.sequences import MAX_WINDOWS_PER_SESSION
 
 REASONS_COLUMN = "quarantine_reasons"
@@ -37,16 +35,11 @@ Check = tuple[Column, str]  # (condition, the code of a row it holds for)
 
 
 def codes_of(checks: list[Check]) -> Column:
-    """The codes of the checks whose condition holds, in order: an array, empty when none holds.
-
-    Written so that a row that passes every check costs one compiled test and gets a constant empty
-    array: the compaction of the codes is a higher-order function (``filter``), which Spark interprets
-    row by row and element by element, so it runs only for a row that fails a check. At 1M sessions and
-    the input's 55 checks: 12.4 s for the compaction on every row, 1.6 s so.
-    """
-    failing = functools.reduce(operator.or_, [F.coalesce(condition, F.lit(False)) for condition, _ in checks])
-    codes = F.filter(F.array(*[F.when(condition, F.lit(code)) for condition, code in checks]), lambda c: c.isNotNull())
-    return F.when(failing, codes).otherwise(F.array().cast(T.ArrayType(T.StringType())))
+    """The codes of the checks whose condition holds, in order: an array, empty when none holds
+    (``columns.present``: a row that passes every check costs one compiled test; at 1M sessions and the
+    input's 55 checks, 12.4 s for the compaction on every row, 1.6 s so)."""
+    empty = F.array().cast(T.ArrayType(T.StringType()))
+    return columns.present([(condition, F.lit(code)) for condition, code in checks], empty)
 
 
 def row_checks(day: dt.date) -> list[Check]:
@@ -105,7 +98,7 @@ def session_dq_flags(max_windows_per_session: int = MAX_WINDOWS_PER_SESSION, use
         (F.col("unknown_action_count") > 0, "UNKNOWN_ACTIONS"),
         (F.col("action_count") > contract.MAX_SEQ_LENGTH, "SEQUENCE_TRUNCATED"),
         (F.col("action_count") > max_windows_per_session, "SEQUENCE_WINDOWS_CAPPED"),
-        (functools.reduce(operator.or_, [F.col(c).isNull() for c in contract.FEATURES]), "MISSING_FEATURES_FILLED"),
+        (columns.any_of([F.col(c).isNull() for c in contract.FEATURES]), "MISSING_FEATURES_FILLED"),
     ]
     if user_baselines:
         flags.append((~F.col("has_user_baseline"), NO_USER_BASELINE))

@@ -8,8 +8,6 @@ core of each UDF is ``BehaviorScorer.score`` / ``SequenceScorer.score``, testabl
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +17,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from raksha import contract
+from raksha import columns, contract
 from raksha.features.behavior import REASON_FIELDS, reason_columns
 from raksha.features.sequences import MAX_WINDOWS_PER_SESSION
 from raksha.models.artifacts import ModelVersion
@@ -192,12 +190,11 @@ def with_model_columns(sessions: DataFrame, udf) -> DataFrame:
 def nested_reasons(prefix: str, top: int) -> Column:
     """The flat reason columns as an array of reason structs (those present, in order; the filter, interpreted
     by Spark, runs only for a session with a reason)."""
-    candidates = F.array(
-        *[
-            F.struct(*[F.col(f"{prefix}_{k}_{field}").alias(field) for field in REASON_FIELDS])
-            for k in range(1, top + 1)
-        ]
-    )
-    present = F.filter(candidates, lambda r: r["code"].isNotNull())
-    given = functools.reduce(operator.or_, [F.col(f"{prefix}_{k}_code").isNotNull() for k in range(1, top + 1)])
-    return F.when(given, present).otherwise(F.slice(candidates, 1, 0))
+    candidates = [
+        (
+            F.col(f"{prefix}_{k}_code").isNotNull(),
+            F.struct(*[F.col(f"{prefix}_{k}_{field}").alias(field) for field in REASON_FIELDS]),
+        )
+        for k in range(1, top + 1)
+    ]
+    return columns.present(candidates, F.slice(F.array(*[reason for _, reason in candidates]), 1, 0))
