@@ -43,6 +43,8 @@ def spark(tmp_path_factory):
         # a worker's session serves half the suite (its cached and checkpointed frames with it): 2g ran out
         # of heap in test_cycle's evaluate after some 150 tests
         "spark.conf.spark.driver.memory=4g",
+        # the session compiles every test's plans: keep them all (a run's ~220 classes, compiled once, not per test)
+        "spark.conf.spark.sql.codegen.cache.maxEntries=4000",
         "spark.conf.spark.ui.enabled=false",
     )
     session = build_session(cfg, "raksha-tests")

@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import commands
 import pyspark
 
 SPARK_HOME = Path(pyspark.__file__).parent
@@ -50,6 +51,7 @@ def worker_environment(root: Path) -> dict[str, str]:
         "SPARK_LOG_DIR": str(root / "logs"),
         "SPARK_NO_DAEMONIZE": "1",
         "LANG": "C.UTF-8",
+        "SPARK_DAEMON_JAVA_OPTS": commands.SHORT_JVM_OPTIONS,  # the master and workers: short JVMs too
     }
     if "JAVA_HOME" in os.environ:
         env["JAVA_HOME"] = os.environ["JAVA_HOME"]

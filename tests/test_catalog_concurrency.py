@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
-import sys
 import time
-from pathlib import Path
 
+import commands
 import factories
 from conftest import test_config as config_under
 from test_metastore_postgres import PASSWORD_ENV, SparkProcess, new_database
 
 DAY = dt.date(2026, 6, 1)
 SESSIONS = 60
-BIN = Path(sys.executable).parent
+BIN = commands.BIN
 
 QUERIER = """
 import json, sys, time, traceback
@@ -52,8 +50,6 @@ def test_queries_through_the_shared_catalog_see_whole_days_while_the_job_publish
         "spark.conf.spark.ui.enabled=false",
         "spark.conf.spark.sql.shuffle.partitions=2",
         "spark.conf.spark.driver.memory=1g",
-        # short JVMs on two cores: C1 only, serial GC
-        "spark.conf.spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     ]
     cfg = config_under(tmp_path, *sets)
     sessions = factories.sessions_frame(DAY, SESSIONS, seed=4)
@@ -62,9 +58,7 @@ def test_queries_through_the_shared_catalog_see_whole_days_while_the_job_publish
     factories.write_untrained_models(cfg.path("models"))
     paths = [f"paths.{k}={v}" for k, v in cfg.data["paths"].items()]
     all_sets = [*paths, *sets, f"catalog.database={cfg.get('catalog.database')}"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
-    env[PASSWORD_ENV] = postgres_server.password
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env = commands.environment(**{PASSWORD_ENV: postgres_server.password})  # short JVMs, as every command's
 
     def score() -> str:
         job = subprocess.run(

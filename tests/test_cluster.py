@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import commands
 import numpy as np
 import pandas as pd
 import pytest
@@ -65,11 +66,14 @@ def test_score_on_a_standalone_cluster_equals_local_mode(spark, tmp_path):
     try:
         with standalone.standalone(cluster_root, workers=2, cores=1, memory="1536m") as cluster:
             spark_options = ["--executor-memory", "1g", "--conf", "spark.eventLog.enabled=true"]
+            spark_options += ["--conf", f"spark.executor.extraJavaOptions={commands.SHORT_JVM_OPTIONS}"]
             spark_options += ["--conf", f"spark.eventLog.dir=file:{events}", "--conf", "spark.eventLog.compress=false"]
             command = [str(Path(sys.executable).parent / "raksha"), "submit", "--master", cluster.master_url]
             command += [*spark_options, "--", "score", "--date", DAY.isoformat(), *sets]
             # run from outside the checkout, as a scheduler would
-            done = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=900)
+            done = subprocess.run(
+                command, cwd=root, env=commands.environment(), capture_output=True, text=True, timeout=900
+            )
             assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
             assert "spark-submit line:" in done.stdout and "--archives" in done.stdout
             assert "INFO" not in done.stderr.replace("INFO raksha", ""), "the driver's console shows Spark's INFO log"

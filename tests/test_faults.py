@@ -12,10 +12,10 @@ import hashlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
+import commands
 import factories
 import pandas as pd
 import pytest
@@ -26,7 +26,7 @@ from raksha.pipeline.daily import run
 from raksha.platform import failpoints, locks, tables
 
 REPO = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
+BIN = commands.BIN
 DAY = dt.date(2026, 7, 8)
 VOLATILE = ["run_id", "scored_at"]
 
@@ -51,10 +51,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 def _cli_env(points: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
-    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env[failpoints.ENV] = points
-    return env
+    return commands.environment(**{failpoints.ENV: points})
 
 
 def _cli_sets(cfg, master: str) -> list[str]:

@@ -15,6 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
+import commands
 import psycopg
 import pytest
 from conftest import test_config as config_under
@@ -329,12 +330,8 @@ def test_two_processes_share_one_catalog(tmp_path, postgres_server):
         "spark.conf.spark.ui.enabled=false",
         "spark.conf.spark.sql.shuffle.partitions=1",
         "spark.conf.spark.driver.memory=1g",
-        # fast on two cores: Delta rebuilds a table's state in 50 tasks by default; short JVMs need no C2
-        "spark.conf.spark.databricks.delta.snapshotPartitions=1",
-        "spark.conf.spark.driver.extraJavaOptions=-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
-    env[PASSWORD_ENV] = postgres_server.password
+    env = commands.environment(**{PASSWORD_ENV: postgres_server.password})  # short JVMs, as every command's
     repo_root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo_root, env.get("PYTHONPATH")]))
 

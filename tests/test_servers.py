@@ -92,10 +92,10 @@ class RunningServer:
 
 
 def _environment(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY") and k != TOKEN_ENV}
-    env["PATH"] = f"{commands.BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["SPARK_HOME"] = str(SPARK_HOME)
-    return {**env, **extra}
+    env = commands.environment(SPARK_HOME=str(SPARK_HOME), **extra)
+    if TOKEN_ENV not in extra:
+        env.pop(TOKEN_ENV, None)
+    return env
 
 
 @contextlib.contextmanager
