@@ -18,9 +18,12 @@ class Storage:
     def __init__(self, spark: SparkSession) -> None:
         self._jvm = spark.sparkContext._jvm
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+        # resolved once: py4j looks each dotted name up part by part, and every part that is not a class
+        # ("org", "org.apache", ...) is a miss searched through every jar on the classpath (2-4 ms a name)
+        self._hadoop_path = self._jvm.org.apache.hadoop.fs.Path
 
     def _path(self, path: str):
-        return self._jvm.org.apache.hadoop.fs.Path(path)
+        return self._hadoop_path(path)
 
     def _fs(self, path: str):
         return self._path(path).getFileSystem(self._conf)
