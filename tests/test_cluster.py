@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import commands
@@ -68,7 +67,7 @@ def test_score_on_a_standalone_cluster_equals_local_mode(spark, tmp_path):
             spark_options = ["--executor-memory", "1g", "--conf", "spark.eventLog.enabled=true"]
             spark_options += ["--conf", f"spark.executor.extraJavaOptions={commands.SHORT_JVM_OPTIONS}"]
             spark_options += ["--conf", f"spark.eventLog.dir=file:{events}", "--conf", "spark.eventLog.compress=false"]
-            command = [str(Path(sys.executable).parent / "raksha"), "submit", "--master", cluster.master_url]
+            command = [str(commands.BIN / "raksha"), "submit", "--master", cluster.master_url]
             command += [*spark_options, "--", "score", "--date", DAY.isoformat(), *sets]
             # run from outside the checkout, as a scheduler would
             done = subprocess.run(
