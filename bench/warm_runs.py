@@ -11,7 +11,8 @@ them run against run.
 
 Each of ``--runs`` days is scored twice (a first run, then a rerun of the same date) into a configuration
 of its own under a temporary folder, with the tests' settings (``tests/conftest.test_config``: local[2],
-report and user baselines off unless ``--baselines``) and untrained models.
+report and user baselines off unless ``--baselines``; the shared session's ``SESSION_SETS`` without its
+``SESSION_TUNING``, which ``--set`` adds back) and untrained models.
 """
 
 from __future__ import annotations
@@ -30,20 +31,13 @@ from settings import REPO
 sys.path.insert(0, str(REPO / "tests"))
 
 import factories  # noqa: E402 - the tests' own data and models
-from conftest import test_config  # noqa: E402
+from conftest import SESSION_SETS, test_config  # noqa: E402
 
 from raksha.pipeline.daily import run  # noqa: E402
 from raksha.platform import tables  # noqa: E402
 from raksha.platform.session import build_session  # noqa: E402
 
 DAY = dt.date(2026, 6, 1)
-SESSION_SETS = [  # the tests' shared session (tests/conftest.py) without its own tuning
-    "spark.master=local[2]",
-    "spark.conf.spark.sql.shuffle.partitions=4",
-    "spark.conf.spark.sql.execution.arrow.maxRecordsPerBatch=50",
-    "spark.conf.spark.driver.memory=4g",
-    "spark.conf.spark.ui.enabled=false",
-]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -30,26 +30,31 @@ def test_config(root: Path, *sets: str) -> Config:
     return load_config(sets=[*base_sets, *sets])
 
 
+# the shared session's settings (bench/warm_runs.py starts its session with these too)
+SESSION_SETS = [
+    "spark.master=local[2]",
+    "spark.conf.spark.sql.shuffle.partitions=4",
+    "spark.conf.spark.sql.execution.arrow.maxRecordsPerBatch=50",
+    # a worker's session serves half the suite (its cached and checkpointed frames with it): 2g ran out
+    # of heap in test_cycle's evaluate after some 150 tests
+    "spark.conf.spark.driver.memory=4g",
+    "spark.conf.spark.ui.enabled=false",
+]
+# and its tuning for a session that lives the whole run (bench/warm_runs.py compares with and without)
+SESSION_TUNING = [
+    # the session compiles every test's plans: keep them all (a run's ~220 classes, compiled once, not per test)
+    "spark.conf.spark.sql.codegen.cache.maxEntries=4000",
+    # the throughput collector: a warm small day about 12% faster than with G1 (the default), whose
+    # concurrent threads take CPU from the other test worker
+    "spark.conf.spark.driver.extraJavaOptions=-XX:+UseParallelGC",
+]
+
+
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory):
     from raksha.platform.session import build_session
 
-    root = tmp_path_factory.mktemp("spark")
-    cfg = test_config(
-        root,
-        "spark.master=local[2]",
-        "spark.conf.spark.sql.shuffle.partitions=4",
-        "spark.conf.spark.sql.execution.arrow.maxRecordsPerBatch=50",
-        # a worker's session serves half the suite (its cached and checkpointed frames with it): 2g ran out
-        # of heap in test_cycle's evaluate after some 150 tests
-        "spark.conf.spark.driver.memory=4g",
-        # the session compiles every test's plans: keep them all (a run's ~220 classes, compiled once, not per test)
-        "spark.conf.spark.sql.codegen.cache.maxEntries=4000",
-        # the throughput collector: a warm small day about 12% faster than with G1 (the default), whose
-        # concurrent threads take CPU from the other test worker
-        "spark.conf.spark.driver.extraJavaOptions=-XX:+UseParallelGC",
-        "spark.conf.spark.ui.enabled=false",
-    )
+    cfg = test_config(tmp_path_factory.mktemp("spark"), *SESSION_SETS, *SESSION_TUNING)
     session = build_session(cfg, "raksha-tests")
     yield session
     session.stop()
