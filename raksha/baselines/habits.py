@@ -32,6 +32,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from raksha import contract
+from raksha.columns import exists_short
 
 PREFIX = "b_"
 HOUR_RADIANS = 2 * math.pi / 24
@@ -224,7 +225,7 @@ def part_columns(s: Settings) -> dict[str, Column]:
     out["_part_hour"] = F.when(timed, hour).otherwise(F.lit(0.0))
     # what the user was never seen with (only for a user with a history: for a new user everything is new)
     lat, lon = place_cell(F.col("gps_latitude"), s), place_cell(F.col("gps_longitude"), s)
-    near = F.exists(_e("places"), lambda p: (F.abs(p["lat_cell"] - lat) <= 1) & (F.abs(p["lon_cell"] - lon) <= 1))
+    near = exists_short(_e("places"), lambda p: (F.abs(p["lat_cell"] - lat) <= 1) & (F.abs(p["lon_cell"] - lon) <= 1))
     flags = {
         "new_device": (
             F.col("device_id").isNotNull() & ~F.array_contains(_e("devices"), F.col("device_id")),
@@ -280,17 +281,25 @@ def with_parts(sessions: DataFrame, expected: DataFrame | None, population: Popu
 def with_reasons(parts: DataFrame, where: Column | None = None) -> DataFrame:
     """``with_parts``' frame with ``user_baseline_reasons`` (empty where ``where`` is false: the sorting of
     the causes is then not paid) and without the expectations and parts."""
-    # largest part first, ties by position (PARTS order); contributions as shares of the score
+    # largest part first, ties by position (PARTS order); contributions as shares of the score. The causes
+    # kept are the first (at most TOP_REASONS) of those with a part above 0, counted beside the array and
+    # cut with slice, and the reasons taken out of the sorted structs as one field: compiled expressions
+    # where a filter and a transform would be lambdas Spark interprets, element by element
+    structs = reason_structs()
     ranked = F.sort_array(
         F.array(
             *[
-                F.struct((-r["contribution"]).alias("k"), F.lit(i).alias("i"), r.alias("r"))
-                for i, r in enumerate(reason_structs())
+                F.struct(
+                    (-F.coalesce(r["contribution"], F.lit(0.0))).alias("k"),
+                    F.lit(i).alias("i"),
+                    r.withField("contribution", r["contribution"] / F.col(SCORE)).alias("r"),
+                )
+                for i, r in enumerate(structs)
             ]
         )
     )
-    top = F.slice(F.filter(ranked, lambda x: x["r"]["contribution"] > 0), 1, TOP_REASONS)
-    reasons = F.transform(top, lambda x: x["r"].withField("contribution", x["r"]["contribution"] / F.col(SCORE)))
+    causes = sum((F.when(r["contribution"] > 0, 1).otherwise(0) for r in structs), F.lit(0))
+    reasons = F.slice(ranked, 1, F.least(causes, F.lit(TOP_REASONS)))["r"]
     if where is not None:
         reasons = F.when(where, reasons).otherwise(F.array().cast(REASON_ARRAY))
     out = parts.withColumn(REASONS, reasons)

@@ -95,7 +95,8 @@ def present_sources(columns: list[str]) -> list[tuple[str, str]]:
 
 def reasons(columns: list[str]) -> Column:
     """The scorer that was more surprised speaks first; each contributes its top reasons. (The sorting is
-    interpreted by Spark, row by row: it runs only for a session some scorer gave a reason.)"""
+    interpreted by Spark, row by row: it runs only for a session some scorer gave a reason; the reasons are
+    taken out of the sorted structs as one field, compiled, not by a lambda.)"""
     none = F.array().cast(T.ArrayType(contract.REASON_TYPE))
     sources = present_sources(columns)
     if not sources:
@@ -113,7 +114,7 @@ def reasons(columns: list[str]) -> Column:
         )
     )
     given = any_of([F.size(F.col(r)) > 0 for _, r in sources])
-    return F.when(given, F.flatten(F.transform(ranked, lambda x: x["reasons"]))).otherwise(none)
+    return F.when(given, F.flatten(ranked["reasons"])).otherwise(none)
 
 
 def decide(scored: DataFrame, cfg: Config, risk_score_cut: float | None = None) -> DataFrame:

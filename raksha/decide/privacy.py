@@ -20,6 +20,7 @@ import pandas as pd
 from pyspark.sql import Column
 from pyspark.sql import functions as F
 
+from raksha.columns import map_short
 from raksha.config import Config
 
 LOCATION_FEATURES = ("gps_latitude", "gps_longitude")
@@ -48,9 +49,9 @@ def coarsen_column(name: str, cfg: Config) -> Column:
 
 
 def coarsen_reasons(reasons: Column, cfg: Config) -> Column:
-    """Reasons with the observed and expected values of location and network features coarsened (the lambda,
-    interpreted by Spark, runs only where there are reasons)."""
-    coarsened = F.transform(
+    """Reasons with the observed and expected values of location and network features coarsened (compiled
+    for a session's few reasons, ``columns.map_short``)."""
+    coarsened = map_short(
         reasons,
         lambda r: r.withField("value", _coarsen_value(r["value"], r["feature"], cfg)).withField(
             "expected", _coarsen_value(r["expected"], r["feature"], cfg)
