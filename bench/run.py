@@ -284,6 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.variants is None and not args.scale:
         args.variants = DEFAULT_VARIANTS
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)  # its INFO notes on the report's category axes
     if args.child:
         raw = raw_dir(args.work, args.days[0])
         if args.child == "d":
