@@ -23,7 +23,7 @@ from raksha.baselines import fold, habits, snapshots
 from raksha.baselines.habits import Population, Settings
 from raksha.config import Config
 from raksha.ingest import inputs, quality
-from raksha.platform import tables
+from raksha.platform import session, tables
 from raksha.scoring import calibration
 
 log = logging.getLogger(__name__)
@@ -62,7 +62,8 @@ class Baselines:
 
     def __post_init__(self) -> None:
         if self.state is not None and self.expected is None:
-            self.expected = habits.expectations(self.state, self.day, self.population, self.settings).localCheckpoint()
+            expected = habits.expectations(self.state, self.day, self.population, self.settings)
+            self.expected = expected.localCheckpoint(storageLevel=session.DAY_STORAGE)
 
     def score(self, sessions: DataFrame) -> DataFrame:
         """``habits.score`` with its surprise; reasons only where the score is notable (surprise at least
@@ -173,7 +174,7 @@ def build_days(spark: SparkSession, cfg: Config, days: list[dt.date], run_id: st
         previous = snapshots.read_snapshot(spark, cfg, as_of) if as_of else None
         reference = snapshots.read_reference(spark, cfg, as_of) if as_of else None
         baselines = Baselines(day, as_of, previous, reference, population, settings)
-        sessions = baselines.score(history_day(spark, cfg, day)).persist()
+        sessions = baselines.score(history_day(spark, cfg, day)).persist(session.DAY_STORAGE)
         try:
             state = fold.fold_day(previous, sessions, day, population, settings, run_id, fraud, baselines.expected)
             snapshots.publish(spark, cfg, day, state, snapshots.reference_quantiles(sessions), run_id)

@@ -30,7 +30,7 @@ from raksha.features.sequences import session_sequences
 from raksha.ingest import inputs, quality
 from raksha.models import artifacts, runtimes
 from raksha.pipeline import report
-from raksha.platform import failpoints, locks, runs, tables
+from raksha.platform import failpoints, locks, runs, session, tables
 from raksha.platform.storage import Storage
 from raksha.scoring import challenger, model_cache
 from raksha.scoring.udfs import BroadcastModel, score_models
@@ -182,7 +182,7 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
     with contextlib.ExitStack() as cache:  # every frame kept below is released at the end, or on an error
 
         def kept(frame: DataFrame) -> DataFrame:
-            frame = frame.persist()
+            frame = frame.persist(session.DAY_STORAGE)
             cache.callback(frame.unpersist)
             return frame
 

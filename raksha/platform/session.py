@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 
+from pyspark import StorageLevel
 from pyspark.sql import SparkSession
 
 from raksha.config import Config
@@ -35,6 +36,13 @@ DELTA_CONF = {
     # delta-rs readers must keep working
     "spark.databricks.delta.properties.defaults.enableDeletionVectors": "false",
 }
+
+# Where a run keeps a frame as large as the day (the scored day, the users' expectations): on the executors'
+# local disk, read back through the OS's page cache. Kept on the heap (MEMORY_AND_DISK), a partition is
+# unrolled there before it is found too large and spilled, and again at each later read from disk: at 10M
+# sessions, 500 MB partitions of the scored day held the default 2g driver's heap while an aggregation of
+# the same tasks failed for want of memory.
+DAY_STORAGE = StorageLevel.DISK_ONLY
 
 
 def _conf_value(value: object) -> str:
