@@ -16,9 +16,9 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import test_config as config_under
 from deltalake import DeltaTable
+from pyspark.sql import functions as F
 
 from raksha import contract
-from raksha.features.sequences import session_sequences
 from raksha.ingest import inputs
 from raksha.pipeline import daily
 from raksha.pipeline.daily import EMPTY_DAY_MESSAGE, PUBLISHED_TABLES, run
@@ -276,8 +276,10 @@ def test_counts_that_do_not_reconcile_stop_the_run_before_anything_is_published(
     actions = factories.actions_frame(sessions)
     factories.write_partition(actions[~actions["session_id"].isin(ids[:3])], cfg.path("actions"), DAY)
 
-    def losing_sessions_without_actions(valid, actions):  # the bug guarded against: an inner join
-        return valid.join(session_sequences(actions), on="session_id", how="inner")
+    joined = daily.with_sequences
+
+    def losing_sessions_without_actions(flagged, actions, observation):  # the bug guarded against: an inner join
+        return joined(flagged, actions, observation).where(F.col("action_count") > 0)
 
     monkeypatch.setattr(daily, "with_sequences", losing_sessions_without_actions)
     message = f"sessions {DAY}: read 20 != scored 17 + quarantined 0"

@@ -13,13 +13,15 @@ from raksha.ingest import quality
 DAY = dt.date(2026, 2, 3)
 
 
-def _flag(spark, frame: pd.DataFrame, set_values: dict[tuple[int, str], float] | None = None) -> dict[str, list[str]]:
+def _flag(
+    spark, frame: pd.DataFrame, set_values: dict[tuple[int, str], float] | None = None, duplicates: bool = True
+) -> dict[str, list[str]]:
     df = spark.createDataFrame(frame[[f.name for f in contract.SESSIONS_SCHEMA.fields]], contract.SESSIONS_SCHEMA)
     # NaN and infinities set in Spark: pandas -> Spark conversion would turn NaN into null
     for (row, column), value in (set_values or {}).items():
         hit = F.col("session_id") == frame.loc[row, "session_id"]
         df = df.withColumn(column, F.when(hit, F.lit(value)).otherwise(F.col(column)))
-    rows = quality.flag_sessions(df, DAY).collect()
+    rows = quality.flag_sessions(df, DAY, duplicates).collect()
     return {r["session_id"]: r[quality.REASONS_COLUMN] for r in rows}
 
 
@@ -39,6 +41,9 @@ def test_each_bad_row_gets_its_reason_and_good_rows_none(spark):
     assert reasons[ids[3]] == ["SESSION_START_OUTSIDE_DATE"]
     assert reasons[ids[4]] == ["NOT_FINITE:gps_latitude"]
     assert reasons[ids[5]] == [] and reasons[ids[6]] == [] and reasons[ids[7]] == []
+    # a day known to hold no duplicate (the nightly job's quarantine) is checked row by row, with the same reasons
+    without_window = _flag(spark, frame, {(0, "touch_pressure"): math.nan, (4, "gps_latitude"): math.inf}, False)
+    assert without_window == reasons
 
 
 def test_duplicate_session_id_keeps_the_earliest_row(spark):

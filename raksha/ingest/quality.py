@@ -62,12 +62,19 @@ def row_checks(day: dt.date) -> list[Check]:
     return checks
 
 
-def flag_sessions(sessions: DataFrame, day: dt.date) -> DataFrame:
-    """``sessions`` plus ``quarantine_reasons``: the codes of every check the row fails."""
-    row_hash = F.xxhash64(*[F.col(c) for c in sessions.columns])
-    keep_order = Window.partitionBy("session_id").orderBy(F.col("session_start").asc_nulls_last(), row_hash)
-    duplicate = F.col("session_id").isNotNull() & (F.row_number().over(keep_order) > 1)
-    checks = [*row_checks(day), (duplicate, "DUPLICATE_SESSION_ID")]
+DUPLICATE = "DUPLICATE_SESSION_ID"
+
+
+def flag_sessions(sessions: DataFrame, day: dt.date, duplicates: bool = True) -> DataFrame:
+    """``sessions`` plus ``quarantine_reasons``: the codes of every check the row fails. ``duplicates=False``
+    for a day already known to hold no duplicate session_id: the rows are checked one by one, without the
+    duplicate check's window (a shuffle of every whole row), and flagged the same."""
+    checks = row_checks(day)
+    if duplicates:
+        row_hash = F.xxhash64(*[F.col(c) for c in sessions.columns])
+        keep_order = Window.partitionBy("session_id").orderBy(F.col("session_start").asc_nulls_last(), row_hash)
+        duplicate = F.col("session_id").isNotNull() & (F.row_number().over(keep_order) > 1)
+        checks = [*checks, (duplicate, DUPLICATE)]
     return sessions.withColumn(REASONS_COLUMN, codes_of(checks))
 
 

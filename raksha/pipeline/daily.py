@@ -18,7 +18,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from raksha import contract
@@ -62,10 +62,25 @@ class RunResult:
     baseline_as_of: dt.date | None = None  # the user-baseline snapshot the day was scored against
 
 
-def with_sequences(valid: DataFrame, actions: DataFrame) -> DataFrame:
-    """Join each valid session to its ordered action tokens; no actions -> empty sequence."""
+def with_sequences(flagged: DataFrame, actions: DataFrame, observation: Observation) -> DataFrame:
+    """The valid sessions of ``flagged`` (the day read, with its ``quarantine_reasons``), each joined to its
+    ordered action tokens (no actions: an empty sequence). The join takes every session read and every session
+    of the action log, so the same pass counts into ``observation`` (ready once the frame has run), and the
+    actions are read once: ``unknown_actions`` (not in the contract's list, or null), ``orphan_actions`` (of no
+    session read, valid or not) and ``duplicate_sessions`` (rows flagged as a duplicate session_id)."""
+    read = F.col("_read").isNotNull()
+    first_of_id = ~read | ~F.array_contains(quality.REASONS_COLUMN, quality.DUPLICATE)  # a duplicate's actions: once
+    sequences = session_sequences(actions)
+    joined = flagged.withColumn("_read", F.lit(True)).join(sequences, on="session_id", how="full_outer")
+    counted = joined.observe(
+        observation,
+        F.coalesce(F.sum(F.when(first_of_id, F.col("unknown_action_count"))), F.lit(0)).alias("unknown_actions"),
+        F.coalesce(F.sum(F.when(~read, F.col("action_count"))), F.lit(0)).alias("orphan_actions"),
+        F.count(F.when(read & ~first_of_id, 1)).alias("duplicate_sessions"),
+    )
     return (
-        valid.join(session_sequences(actions), on="session_id", how="left")
+        counted.where(read & (F.size(quality.REASONS_COLUMN) == 0))
+        .drop("_read", quality.REASONS_COLUMN)
         .withColumn("action_tokens", F.coalesce("action_tokens", F.array().cast("array<int>")))
         .withColumn("action_count", F.coalesce("action_count", F.lit(0)))
         .withColumn("unknown_action_count", F.coalesce("unknown_action_count", F.lit(0)))
@@ -80,27 +95,6 @@ def with_user_baselines(scored: DataFrame, user_baselines: baselines.Baselines |
             "has_user_baseline", F.lit(True)
         )
     return user_baselines.score(scored)
-
-
-def action_counts(actions: DataFrame, sessions: DataFrame) -> tuple[int, int]:
-    """(unknown, orphan) actions of the day, in one pass: unknown, an action not in the contract's list (or
-    null); orphan, an action whose session_id is not among the day's sessions (valid or not). The actions
-    are counted per session before the join, so the join sorts one row per session, not one per action (at
-    4M sessions, 22M actions sorted beside the cached day ran the default 2g driver out of heap)."""
-    ids = sessions.select("session_id").distinct().withColumn("_has_session", F.lit(True))
-    unknown = ~F.col("action").isin(*contract.ACTIONS) | F.col("action").isNull()
-    per_session = actions.groupBy("session_id").agg(
-        F.count("*").alias("_actions"), F.sum(F.when(unknown, 1).otherwise(0)).alias("_unknown")
-    )
-    row = (
-        per_session.join(ids, on="session_id", how="left")
-        .agg(
-            F.sum("_unknown").alias("unknown"),
-            F.sum(F.when(F.col("_has_session").isNull(), F.col("_actions")).otherwise(0)).alias("orphans"),
-        )
-        .first()
-    )
-    return int(row["unknown"] or 0), int(row["orphans"] or 0)
 
 
 def quarantine_rows(bad: DataFrame, run_id: str, at: dt.datetime, cfg: Config) -> DataFrame:
@@ -186,9 +180,10 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
             cache.callback(frame.unpersist)
             return frame
 
-        # the input is validated twice (scored here, quarantined below): keeping the validated day instead
-        # moved its cost from the audit to the scoring job, no faster at 1M sessions, and held it in memory
-        valid, bad = quality.split_valid(quality.flag_sessions(sessions, day))
+        # the input is validated twice (scored here, quarantined below, without the duplicate check's shuffle when
+        # the scoring pass found no duplicate): keeping the validated day instead moved its cost from the audit to
+        # the scoring job, no faster at 1M sessions
+        read_counts = Observation("day read")
         counter = spark.sparkContext.accumulator({}, model_cache.CounterParam())
         threads = int(cfg.get("scoring.threads_per_worker"))
         windows = int(cfg.get("scoring.max_windows_per_session"))
@@ -198,7 +193,7 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         user_baselines = baselines.load(spark, cfg, day, ae_version) if cfg.get("baseline.enabled") else None
 
         scored = (
-            with_sequences(valid, actions)
+            with_sequences(quality.flag_sessions(sessions, day), actions, read_counts)
             .transform(lambda df: score_models(df, ae_model, seq_model, threads, counter, windows))
             .transform(lambda df: with_user_baselines(df, user_baselines))
             .transform(lambda df: challenger.score(df, spark, cfg, rival, (ae_version, seq_version), threads, counter))
@@ -228,6 +223,9 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
 
         clock = time.monotonic()
         good = scored.where(ok).drop(quality.REASONS_COLUMN)
+        observed = {k: int(v) for k, v in read_counts.get.items()}
+        # the scoring pass counted the duplicates: with none, the quarantine checks each row on its own
+        _, bad = quality.split_valid(quality.flag_sessions(sessions, day, observed["duplicate_sessions"] > 0))
         rejected = scored.where(~ok)  # a model output that is not a number is never published as a score
         quarantine = quarantine_rows(bad, run_id, scored_at, cfg).unionByName(
             quarantine_rows(rejected, run_id, scored_at, cfg)
@@ -242,14 +240,13 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
             F.sum(F.when(F.col("audit"), 1).otherwise(0)).alias("audit"),
         ).first()
         decisions = {d: int(stats[d] or 0) for d in contract.DECISIONS}
-        unknown_actions, orphan_actions = action_counts(actions, sessions)
         counts = {
             "sessions_read": sessions_read,
             "sessions_scored": int(stats["scored"] or 0),
             "sessions_quarantined": quarantined,
             "actions_read": actions_read,
-            "unknown_actions": unknown_actions,
-            "orphan_actions": orphan_actions,
+            "unknown_actions": observed["unknown_actions"],
+            "orphan_actions": observed["orphan_actions"],
             "sessions_without_actions": int(stats["sessions_without_actions"] or 0),
             "sessions_without_user_baseline": int(stats["sessions_without_user_baseline"] or 0),
             "review_cases": int(queue_stats["cases"] or 0),
