@@ -288,3 +288,22 @@ def test_counts_that_do_not_reconcile_stop_the_run_before_anything_is_published(
     _unchanged(cfg, before)
     failed = spark.table(tables.table_name(cfg, "run_log")).where("status = 'FAILED'").collect()
     assert [r["message"] for r in failed] == [message]
+
+
+def test_a_session_scored_twice_stops_the_run_even_when_the_counts_reconcile(spark, cfg, published, monkeypatch):
+    sessions, before = published
+    ids = sorted(sessions["session_id"])
+    joined = daily.with_sequences
+
+    def one_lost_one_twice(flagged, actions, observation):  # a join gone wrong both ways: still 20 rows of 20
+        copies = F.explode(
+            F.when(F.col("session_id") == ids[1], F.array(F.lit(1), F.lit(2))).otherwise(F.array(F.lit(1)))
+        )
+        valid = joined(flagged, actions, observation).where(F.col("session_id") != ids[0])
+        return valid.withColumn("_copy", copies).drop("_copy")
+
+    monkeypatch.setattr(daily, "with_sequences", one_lost_one_twice)
+    message = f"sessions {DAY}: a session_id was scored twice"
+    with pytest.raises(daily.ReconciliationError, match=message):
+        run(spark, cfg, DAY)
+    _unchanged(cfg, before)
