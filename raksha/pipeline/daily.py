@@ -1,8 +1,9 @@
 """The nightly job: score one day of sessions and publish its tables.
 
 read -> validate -> sequence -> score (both models) -> decide -> audit -> publish -> report.
-Write, audit, publish: the scored day is materialized once (persisted on the executors, released at
-the end of the run, or on an error), audited there, and nothing is committed until the
+Write, audit, publish: the scored day is materialized once (persisted on the executors' local disk,
+``session.DAY_STORAGE``, released at the end of the run, or on an error), audited there, and the same pass
+counts the unknown and orphan actions; nothing is committed until the
 counts reconcile (sessions read = scored + quarantined, no session twice). Then each table's day is replaced
 by one Delta commit (``raksha.platform.tables``): scored_sessions, quarantine, review_queue, and run_log last,
 so a run is published when its run_log row says so. Before that row, the nightly report
