@@ -79,9 +79,9 @@ def with_sequences(flagged: DataFrame, actions: DataFrame, observation: Observat
         F.coalesce(F.sum(F.when(~read, F.col("action_count"))), F.lit(0)).alias("orphan_actions"),
         F.count(F.when(read & ~first_of_id, 1)).alias("duplicate_sessions"),
     )
+    valid, _ = quality.split_valid(counted.where(read))
     return (
-        counted.where(read & (F.size(quality.REASONS_COLUMN) == 0))
-        .drop("_read", quality.REASONS_COLUMN)
+        valid.drop("_read")
         .withColumn("action_tokens", F.coalesce("action_tokens", F.array().cast("array<int>")))
         .withColumn("action_count", F.coalesce("action_count", F.lit(0)))
         .withColumn("unknown_action_count", F.coalesce("unknown_action_count", F.lit(0)))
