@@ -82,6 +82,7 @@ class _Paths(_Section):
 class _Spark(_Section):
     master: str | None
     app_name: str
+    sessions_per_shuffle_partition: Annotated[int, Field(ge=0)]
     conf: dict[str, Any] | None
 
 

@@ -16,6 +16,7 @@ from delta.tables import DeltaTable
 from raksha import contract
 from raksha.pipeline.daily import WRITTEN_TABLES, run
 from raksha.platform import tables
+from raksha.platform.session import SHUFFLE_PARTITIONS, shuffle_partitions_for
 
 DAY = dt.date(2026, 3, 4)
 
@@ -64,7 +65,11 @@ def test_every_session_scored_once_and_rerun_replaces_the_day(spark, cfg, day_in
     assert set(scored["decision"]) <= {"ALLOW", "REVIEW", "BLOCK"}
     assert (scored["run_id"] == first.run_id).all()
 
-    second = run(spark, cfg, DAY)
+    # the rerun shuffles into one partition per 20 sessions (15, where the shared session has 4): the same
+    # scores, and the session's own setting back after the run
+    configured = spark.conf.get(SHUFFLE_PARTITIONS)
+    second = run(spark, cfg.with_overrides(["spark.sessions_per_shuffle_partition=20"]), DAY)
+    assert spark.conf.get(SHUFFLE_PARTITIONS) == configured
     again = spark.table(name).where(f"dt = '{DAY}'").toPandas()
     assert len(again) == 300 and again["session_id"].is_unique
     assert (again["run_id"] == second.run_id).all()
@@ -81,6 +86,23 @@ def test_every_session_scored_once_and_rerun_replaces_the_day(spark, cfg, day_in
     runs = spark.table(tables.table_name(cfg, "run_log")).where(f"dt = '{DAY}'").collect()
     assert sorted(r["run_id"] for r in runs) == sorted([first.run_id, second.run_id])
     assert all(r["status"] == "SUCCEEDED" and r["counts"]["sessions_read"] == 300 for r in runs)
+
+
+def test_a_large_day_shuffles_into_more_partitions_for_its_run_only(spark, cfg):
+    configured = int(spark.conf.get(SHUFFLE_PARTITIONS))
+    per = int(cfg.get("spark.sessions_per_shuffle_partition"))
+    with shuffle_partitions_for(spark, cfg, per * configured) as used:  # no more than configured: untouched
+        assert used == configured == int(spark.conf.get(SHUFFLE_PARTITIONS))
+    with shuffle_partitions_for(spark, cfg, per * configured * 3 + 1) as used:
+        assert used == configured * 3 + 1 == int(spark.conf.get(SHUFFLE_PARTITIONS))
+    assert int(spark.conf.get(SHUFFLE_PARTITIONS)) == configured
+    with pytest.raises(RuntimeError), shuffle_partitions_for(spark, cfg, per * configured * 2):
+        assert int(spark.conf.get(SHUFFLE_PARTITIONS)) == configured * 2
+        raise RuntimeError("the run failed")
+    assert int(spark.conf.get(SHUFFLE_PARTITIONS)) == configured  # put back on an error too
+    off = cfg.with_overrides(["spark.sessions_per_shuffle_partition=0"])
+    with shuffle_partitions_for(spark, off, 10**9) as used:
+        assert used == configured
 
 
 def test_rerun_leaves_other_dates_untouched(spark, cfg, day_input):

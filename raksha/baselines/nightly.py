@@ -173,13 +173,15 @@ def build_days(spark: SparkSession, cfg: Config, days: list[dt.date], run_id: st
         as_of = snapshots.snapshot_before(spark, cfg, day)
         previous = snapshots.read_snapshot(spark, cfg, as_of) if as_of else None
         reference = snapshots.read_reference(spark, cfg, as_of) if as_of else None
-        baselines = Baselines(day, as_of, previous, reference, population, settings)
-        sessions = baselines.score(history_day(spark, cfg, day)).persist(session.DAY_STORAGE)
-        try:
-            state = fold.fold_day(previous, sessions, day, population, settings, run_id, fraud, baselines.expected)
-            snapshots.publish(spark, cfg, day, state, snapshots.reference_quantiles(sessions), run_id)
-        finally:
-            sessions.unpersist()
+        read = inputs.read_sessions(spark, cfg.path("sessions"), day).count()  # Parquet's footers: no scan
+        with session.shuffle_partitions_for(spark, cfg, read):
+            baselines = Baselines(day, as_of, previous, reference, population, settings)
+            sessions = baselines.score(history_day(spark, cfg, day)).persist(session.DAY_STORAGE)
+            try:
+                state = fold.fold_day(previous, sessions, day, population, settings, run_id, fraud, baselines.expected)
+                snapshots.publish(spark, cfg, day, state, snapshots.reference_quantiles(sessions), run_id)
+            finally:
+                sessions.unpersist()
         log.info("user baselines: snapshot of %s built (on %s)", day, as_of or "no earlier snapshot")
 
 

@@ -175,6 +175,7 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
     timings["read"] = time.monotonic() - clock
 
     with contextlib.ExitStack() as cache:  # every frame kept below is released at the end, or on an error
+        cache.enter_context(session.shuffle_partitions_for(spark, cfg, sessions_read))
 
         def kept(frame: DataFrame) -> DataFrame:
             frame = frame.persist(session.DAY_STORAGE)

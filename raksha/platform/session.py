@@ -11,9 +11,12 @@ metastore (so JDBC clients see them), and deletion vectors stay off (delta-rs re
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 import os
 import sys
+from collections.abc import Iterator
 
 from pyspark import StorageLevel
 from pyspark.sql import SparkSession
@@ -43,6 +46,29 @@ DELTA_CONF = {
 # sessions, 500 MB partitions of the scored day held the default 2g driver's heap while an aggregation of
 # the same tasks failed for want of memory.
 DAY_STORAGE = StorageLevel.DISK_ONLY
+
+
+SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
+
+
+@contextlib.contextmanager
+def shuffle_partitions_for(spark: SparkSession, cfg: Config, sessions: int) -> Iterator[int]:
+    """Within this block a day of ``sessions`` shuffles into at least one partition per
+    ``spark.sessions_per_shuffle_partition`` sessions (never fewer than configured); the session's
+    setting is put back after it, even on an error (a notebook or the tests' shared session scores
+    other days after this one). Yields the partitions in use."""
+    configured = int(spark.conf.get(SHUFFLE_PARTITIONS))
+    per = int(cfg.get("spark.sessions_per_shuffle_partition") or 0)
+    wanted = max(configured, math.ceil(sessions / per)) if per > 0 else configured
+    if wanted == configured:
+        yield configured
+        return
+    log.info("%d sessions: %d shuffle partitions (configured %d)", sessions, wanted, configured)
+    spark.conf.set(SHUFFLE_PARTITIONS, str(wanted))
+    try:
+        yield wanted
+    finally:
+        spark.conf.set(SHUFFLE_PARTITIONS, str(configured))
 
 
 def _conf_value(value: object) -> str:
