@@ -125,29 +125,28 @@ def _merged(old: Column, new: Column, keys: tuple[str, ...], day: dt.date, keep:
 
     ``new`` is the day's (distinct keys, all seen on ``day``); ``old`` a snapshot's, before ``day`` and
     already in that order, which a later day keeps. So the day's keys come first, ordered by their
-    sessions (the old ones added) and key, then the old keys not seen that day in their order. Spark
-    interprets a lambda element by element (in 4.2 each value read in one also builds a SQLConf): one
-    pass over the day's keys and one over the old ones, neither nested in the other; the keys of a whole
-    array and the old sessions of a key are compiled field reads and ``array_position`` lookups."""
+    sessions (the old ones added) and key, then the old keys not seen that day in their order. Written so
+    each user's lambdas run over a handful of entries (Spark interprets them, it does not compile them)."""
     old = F.coalesce(old, F.array())
-    single = len(keys) == 1
-
-    def key_of(entry: Column) -> Column:
-        return entry[keys[0]] if single else F.struct(*[entry[k].alias(k) for k in keys])
-
-    def keys_of(entries: Column) -> Column:  # a field of an array of structs: one compiled read
-        return entries[keys[0]] if single else F.arrays_zip(*[entries[k].alias(k) for k in keys])
-
-    def ranked(n: Column) -> Column:  # a day's key, its sessions with the old ones added, and its sort key
-        at = F.array_position(keys_of(old), key_of(n)) - 1  # -1 when not in the old set: get() is then null
-        sessions = n["sessions"] + F.coalesce(F.get(old["sessions"], at.cast("int")), F.lit(0).cast("long"))
-        entry = F.struct(*[n[k].alias(k) for k in keys], sessions.alias("sessions"), n["last_seen"].alias("last_seen"))
-        return F.struct((-sessions).alias("uses"), key_of(n).alias("key"), entry.alias("r"))
-
-    today = F.sort_array(F.transform(new, ranked))["r"]
+    key_of = lambda r: F.struct(*[r[k].alias(k) for k in keys])  # noqa: E731
+    new_keys = F.transform(new, key_of)
+    before = lambda k: F.aggregate(  # noqa: E731 - the old sessions of key k (0 if none)
+        F.filter(old, lambda o: key_of(o) == k), F.lit(0).cast("long"), lambda acc, o: acc + o["sessions"]
+    )
+    summed = F.transform(
+        new,
+        lambda n: F.struct(
+            *[n[k].alias(k) for k in keys],
+            (n["sessions"] + before(key_of(n))).alias("sessions"),
+            n["last_seen"].alias("last_seen"),
+        ),
+    )
+    today = F.sort_array(
+        F.transform(summed, lambda r: F.struct((-r["sessions"]).alias("uses"), key_of(r).alias("key"), r.alias("r")))
+    )
     cutoff = F.lit(day - dt.timedelta(days=forget_after))
-    rest = F.filter(old, lambda o: ~F.array_contains(keys_of(new), key_of(o)) & (o["last_seen"] > cutoff))
-    return F.slice(F.concat(today, rest), 1, keep)
+    rest = F.filter(old, lambda o: ~F.array_contains(new_keys, key_of(o)) & (o["last_seen"] > cutoff))
+    return F.slice(F.concat(F.transform(today, lambda x: x["r"]), rest), 1, keep)
 
 
 def fold_day(

@@ -31,11 +31,10 @@ def _vocabulary_map() -> Column:
 def session_sequences(actions: DataFrame) -> DataFrame:
     """session_id, action_tokens (all actions, ordered by event_ts then seq_no), counts."""
     # each action's token is looked up on its own row, and the ordered tokens taken out of the sorted events as
-    # one field, so no per-session lambda runs (Spark interprets those, element by element; array_sort's default
-    # comparator is one, sort_array is compiled, and the two agree on an array without null elements)
+    # one field, so no per-session lambda runs (Spark interprets those, element by element)
     token = F.coalesce(_vocabulary_map()[F.col("action")], F.lit(contract.UNKNOWN_ACTION)).alias("token")
     ordered = actions.groupBy("session_id").agg(
-        F.sort_array(F.collect_list(F.struct("event_ts", "seq_no", "action", token))).alias("events")
+        F.array_sort(F.collect_list(F.struct("event_ts", "seq_no", "action", token))).alias("events")
     )
     tokens = F.col("events")["token"]
     known = F.array_remove("action_tokens", contract.UNKNOWN_ACTION)
