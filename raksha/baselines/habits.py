@@ -137,11 +137,12 @@ def expectations(state: DataFrame, day: dt.date, population: Population, s: Sett
         F.atan2(_b("hour_sin_sum"), _b("hour_cos_sum")).alias(f"{EXPECTED}hour"),
         F.greatest(spread, F.lit(s.hour_floor_hours * HOUR_RADIANS)).alias(f"{EXPECTED}hour_spread"),
         F.when(weight > 0, n / (n + prior)).otherwise(F.lit(0.0)).alias(f"{EXPECTED}hour_weight"),
-        F.transform(_b("devices"), lambda d: d["id"]).alias(f"{EXPECTED}devices"),
-        F.transform(_b("networks"), lambda d: d["id"]).alias(f"{EXPECTED}networks"),
-        F.transform(
-            _b("places"), lambda p: F.struct(p["lat_cell"].alias("lat_cell"), p["lon_cell"].alias("lon_cell"))
-        ).alias(f"{EXPECTED}places"),
+        # a field of an array of structs is one compiled read (a lambda would be interpreted, value by value)
+        _b("devices")["id"].alias(f"{EXPECTED}devices"),
+        _b("networks")["id"].alias(f"{EXPECTED}networks"),
+        F.arrays_zip(_b("places")["lat_cell"].alias("lat_cell"), _b("places")["lon_cell"].alias("lon_cell")).alias(
+            f"{EXPECTED}places"
+        ),
         (_b("sessions") > 0).alias(HAS_BASELINE),
     ]
     return b.select(*columns)
