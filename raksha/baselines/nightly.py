@@ -173,7 +173,8 @@ def build_days(spark: SparkSession, cfg: Config, days: list[dt.date], run_id: st
         as_of = snapshots.snapshot_before(spark, cfg, day)
         previous = snapshots.read_snapshot(spark, cfg, as_of) if as_of else None
         reference = snapshots.read_reference(spark, cfg, as_of) if as_of else None
-        read = inputs.read_sessions(spark, cfg.path("sessions"), day).count()  # Parquet's footers: no scan
+        where = cfg.path("sessions")
+        read = inputs.check_readable(inputs.read_sessions(spark, where, day), "sessions", day, where)
         with session.shuffle_partitions_for(spark, cfg, read):
             baselines = Baselines(day, as_of, previous, reference, population, settings)
             sessions = baselines.score(history_day(spark, cfg, day)).persist(session.DAY_STORAGE)

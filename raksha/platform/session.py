@@ -60,10 +60,8 @@ def shuffle_partitions_for(spark: SparkSession, cfg: Config, sessions: int) -> I
     configured = int(spark.conf.get(SHUFFLE_PARTITIONS))
     per = int(cfg.get("spark.sessions_per_shuffle_partition") or 0)
     wanted = max(configured, math.ceil(sessions / per)) if per > 0 else configured
-    if wanted == configured:
-        yield configured
-        return
-    log.info("%d sessions: %d shuffle partitions (configured %d)", sessions, wanted, configured)
+    if wanted != configured:
+        log.info("%d sessions: %d shuffle partitions (configured %d)", sessions, wanted, configured)
     spark.conf.set(SHUFFLE_PARTITIONS, str(wanted))
     try:
         yield wanted
