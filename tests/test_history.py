@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import multiprocessing
+import os
 import re
 import shutil
 import socket
@@ -23,6 +24,7 @@ from raksha import contract
 from raksha.pipeline.daily import run
 from raksha.platform import locks, tables
 from raksha.platform.history import RestoreError, history, restore, vacuum
+from raksha.platform.storage import Storage
 
 REPO = Path(__file__).resolve().parent.parent
 DAY = dt.date(2026, 5, 6)
@@ -159,6 +161,60 @@ def test_two_runs_taking_over_a_dead_holders_lock_race_and_exactly_one_wins(spar
     winners = [n for n, o in outcomes.items() if o == "won"]
     assert len(winners) == 1, outcomes
     assert all(f"run {winners[0]}" in o for n, o in outcomes.items() if n not in winners)
+
+
+def test_a_lock_entry_caught_before_its_writer_filled_it_is_reported_by_its_run(spark, cfg):
+    # on filesystems that create a file and then write it (HDFS, object stores) a reader can catch a
+    # new entry empty: it is read again a moment later, so the refusal names the run, not "(being written)"
+    key = locks.date_key("review_queue", DAY)
+    folder = Path(locks.lock_folder(cfg, key))
+    folder.mkdir(parents=True)
+    entry = folder / f"{3:012d}.json"
+    entry.write_bytes(b"")
+    holder = {"run_id": "score-late", "host": socket.gethostname(), "pid": os.getpid(), "acquired_at": "now"}
+    writer = threading.Timer(0.2, lambda: entry.write_text(json.dumps(holder)))
+    writer.start()
+    try:
+        with pytest.raises(locks.LockHeldError, match=r"another run holds it: run score-late on host"):
+            with locks.hold(spark, cfg, [key], "score-second"):
+                pass
+    finally:
+        writer.join()
+    assert [p.name for p in folder.iterdir()] == [entry.name]
+
+
+def test_a_local_lock_entry_appears_with_its_contents_and_only_once(spark, tmp_path):
+    storage = Storage(spark)
+    folder = tmp_path / "locks"
+    targets = [folder / f"{i:012d}.json" for i in range(300)]
+    current = [targets[0]]
+    seen_empty: list[str] = []
+    done = threading.Event()
+
+    def watch() -> None:  # reads the entry being created over and over, as a contender listing it would
+        while not done.is_set():
+            target = current[0]
+            try:
+                if target.read_bytes() == b"":
+                    seen_empty.append(target.name)
+            except FileNotFoundError:
+                pass
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        firsts, seconds = [], []
+        for target in targets:
+            current[0] = target
+            time.sleep(0.001)
+            firsts.append(storage.create_exclusive(str(target), b'{"run_id": "first"}'))
+            seconds.append(storage.create_exclusive(str(target), b'{"run_id": "second"}'))
+    finally:
+        done.set()
+        watcher.join()
+    assert all(firsts) and not any(seconds) and not seen_empty
+    entries = sorted(folder.iterdir())  # nothing left aside
+    assert entries == targets and {p.read_bytes() for p in entries} == {b'{"run_id": "first"}'}
 
 
 def test_a_lock_held_on_another_host_is_never_taken_over(spark, cfg):

@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 ENTRY_DIGITS = 12
 UNREADABLE_GRACE_S = 60.0  # an entry being written is held this long before it counts as dead
+UNREADABLE_RETRIES_S = (0.05, 0.1, 0.2, 0.4)  # an unreadable entry is read again after these pauses
 
 
 class LockHeldError(RuntimeError):
@@ -114,6 +115,15 @@ class _Lock:
         except Exception:  # noqa: BLE001 - py4j: the entry vanished (released and cleaned) while reading
             return None
 
+    def _read_settled(self, path: str) -> dict | None:
+        """The entry at ``path``; an unreadable one is read again for a moment, as on filesystems
+        where a new file is created and then written a reader can catch it empty."""
+        for delay in (0.0, *UNREADABLE_RETRIES_S):
+            time.sleep(delay)
+            if (holder := self._read(path)) is not None:
+                return holder
+        return None
+
     def _entry_path(self, number: int) -> str:
         return f"{self.folder}/{number:0{ENTRY_DIGITS}d}.json"
 
@@ -123,9 +133,13 @@ class _Lock:
             entries = self._entries()
             top_number, top_path = entries[-1] if entries else (0, None)
             if top_path is not None:
-                holder = self._read(top_path)
+                holder = self._read_settled(top_path)
                 if holder is None:
-                    if time.time() - self.storage.modified_at(top_path) < UNREADABLE_GRACE_S:
+                    try:
+                        age = time.time() - self.storage.modified_at(top_path)
+                    except Exception:  # noqa: BLE001 - py4j: the entry vanished (released and cleaned): look again
+                        continue
+                    if age < UNREADABLE_GRACE_S:
                         return {"run_id": "(being written)", "host": "?", "pid": "?", "acquired_at": top_path}
                 elif not holder.get("released"):
                     if not holder_is_dead(holder):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -35,17 +36,13 @@ class Storage:
         return bool(self._fs(path).isDirectory(self._path(path)))
 
     def create_exclusive(self, path: str, data: bytes) -> bool:
-        """Create ``path`` holding ``data``; False if it exists already (atomic test-and-create)."""
+        """Create ``path`` holding ``data``; False if it exists already (atomic test-and-create).
+
+        A local file appears whole (a reader never sees it empty); on other filesystems it is created
+        and then written, so a reader may briefly see it empty."""
         local = local_path(path)
         if local is not None:
-            os.makedirs(os.path.dirname(local), exist_ok=True)
-            try:
-                fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                return False
-            with os.fdopen(fd, "wb") as out:
-                out.write(data)
-            return True
+            return _create_local_exclusive(local, data)
         fs = self._fs(path)
         try:
             stream = fs.create(self._path(path), False)  # overwrite=False: fails if it exists
@@ -131,3 +128,28 @@ class Storage:
             if not any(part.startswith(("_", ".")) for part in relative.split("/") if part):
                 out[status.getPath().toString()] = int(status.getLen())
         return out
+
+
+def _create_local_exclusive(local: str, data: bytes) -> bool:
+    """Write ``data`` aside, then hard-link it to ``local`` (fails if the name exists): the file
+    appears with its contents. Where the filesystem has no hard links, create-and-write instead."""
+    os.makedirs(os.path.dirname(local), exist_ok=True)
+    head, name = os.path.split(local)
+    aside = os.path.join(head, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    with open(aside, "wb") as out:
+        out.write(data)
+    try:
+        os.link(aside, local)
+        return True
+    except FileExistsError:
+        return False
+    except OSError:  # no hard links here
+        try:
+            fd = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        return True
+    finally:
+        os.unlink(aside)
