@@ -126,15 +126,35 @@ def test_location_and_network_are_coarsened_in_quarantine_records(bad_day):
         assert record["gps_latitude"] is None or round(record["gps_latitude"], 1) == record["gps_latitude"]
 
 
-@pytest.fixture
-def published(spark, cfg):
-    """A day already published, to check that a failed run leaves it as it was."""
+def _publish_a_day(spark, cfg) -> tuple[pd.DataFrame, dict[str, tuple[int, pd.DataFrame]]]:
     sessions = factories.sessions_frame(DAY, 20, seed=6)
     factories.write_partition(sessions, cfg.path("sessions"), DAY)
     factories.write_partition(factories.actions_frame(sessions), cfg.path("actions"), DAY)
     factories.write_untrained_models(cfg.path("models"))
     run(spark, cfg, DAY)
     return sessions, _snapshot(cfg)
+
+
+@pytest.fixture
+def published(spark, cfg):
+    """A day already published, to check that a failed run leaves it as it was (a test of its own: it
+    publishes again, or it reads the run_log rows its failure wrote)."""
+    return _publish_a_day(spark, cfg)
+
+
+@pytest.fixture(scope="module")
+def _published_once(spark, tmp_path_factory):
+    cfg = config_under(tmp_path_factory.mktemp("published"))
+    return cfg, *_publish_a_day(spark, cfg)
+
+
+@pytest.fixture
+def unreadable(_published_once):
+    """(cfg, sessions, before): a day published once for the tests whose bad input stops the run at its
+    read; each replaces the day's sessions file, and gets the day's good file back after it."""
+    cfg, sessions, before = _published_once
+    yield cfg, sessions, before
+    _replace_sessions(cfg, sessions)
 
 
 def _snapshot(cfg) -> dict[str, tuple[int, pd.DataFrame]]:
@@ -166,8 +186,8 @@ def _unchanged(cfg, before: dict[str, tuple[int, pd.DataFrame]]) -> None:
         pd.testing.assert_frame_equal(after[table][1], rows)
 
 
-def test_missing_required_column_fails_naming_dataset_date_file_and_column(spark, cfg, published):
-    sessions, before = published
+def test_missing_required_column_fails_naming_dataset_date_file_and_column(spark, unreadable):
+    cfg, sessions, before = unreadable
     path = _replace_sessions(cfg, sessions.drop(columns=["gyro_variance"]))
     with pytest.raises(
         inputs.InputError, match=rf"sessions {DAY}: required column 'gyro_variance' is missing in .*{path.name}"
@@ -176,8 +196,8 @@ def test_missing_required_column_fails_naming_dataset_date_file_and_column(spark
     _unchanged(cfg, before)
 
 
-def test_missing_column_in_one_file_of_several_is_not_read_as_nulls(spark, cfg, published):
-    sessions, before = published
+def test_missing_column_in_one_file_of_several_is_not_read_as_nulls(spark, unreadable):
+    cfg, sessions, before = unreadable
     _replace_sessions(cfg, sessions.iloc[:10])
     other = factories.write_partition(
         sessions.iloc[10:].drop(columns=["user_id"]), cfg.path("sessions"), DAY, "part-1.parquet"
@@ -187,8 +207,8 @@ def test_missing_column_in_one_file_of_several_is_not_read_as_nulls(spark, cfg, 
     _unchanged(cfg, before)
 
 
-def test_type_that_cannot_be_cast_safely_fails(spark, cfg, published):
-    sessions, before = published
+def test_type_that_cannot_be_cast_safely_fails(spark, unreadable):
+    cfg, sessions, before = unreadable
     _replace_sessions(cfg, sessions.assign(touch_pressure=sessions["touch_pressure"].astype(str)))
     with pytest.raises(
         inputs.InputError, match=r"column 'touch_pressure' has type string in .*part-0.parquet, expected double"
@@ -219,8 +239,8 @@ def test_int64_integer_columns_are_accepted_and_a_type_that_would_lose_is_refuse
     pd.testing.assert_frame_equal(after.drop(columns=volatile), before["scored_sessions"][1].drop(columns=volatile))
 
 
-def test_corrupt_file_fails_naming_it(spark, cfg, published):
-    _, before = published
+def test_corrupt_file_fails_naming_it(spark, unreadable):
+    cfg, _, before = unreadable
     path = _replace_sessions(cfg, None, raw=b"PAR1 this is not parquet PAR1")
     with pytest.raises(inputs.InputError, match=rf"sessions {DAY}: cannot read Parquet file .*{path.name}"):
         run(spark, cfg, DAY)
