@@ -68,7 +68,8 @@ def with_sequences(flagged: DataFrame, actions: DataFrame, observation: Observat
     ordered action tokens (no actions: an empty sequence). The join takes every session read and every session
     of the action log, so the same pass counts into ``observation`` (ready once the frame has run), and the
     actions are read once: ``unknown_actions`` (not in the contract's list, or null), ``orphan_actions`` (of no
-    session read, valid or not) and ``duplicate_sessions`` (rows flagged as a duplicate session_id)."""
+    session read, valid or not), ``duplicate_sessions`` (rows flagged as a duplicate session_id) and
+    ``invalid_sessions`` (rows with any quarantine reason, duplicates included)."""
     read = F.col("_read").isNotNull()
     first_of_id = ~read | ~F.array_contains(quality.REASONS_COLUMN, quality.DUPLICATE)  # a duplicate's actions: once
     sequences = session_sequences(actions)
@@ -78,6 +79,7 @@ def with_sequences(flagged: DataFrame, actions: DataFrame, observation: Observat
         F.coalesce(F.sum(F.when(first_of_id, F.col("unknown_action_count"))), F.lit(0)).alias("unknown_actions"),
         F.coalesce(F.sum(F.when(~read, F.col("action_count"))), F.lit(0)).alias("orphan_actions"),
         F.count(F.when(read & ~first_of_id, 1)).alias("duplicate_sessions"),
+        F.count(F.when(read & (F.size(quality.REASONS_COLUMN) > 0), 1)).alias("invalid_sessions"),
     )
     valid, _ = quality.split_valid(counted.where(read))
     return (
@@ -182,9 +184,9 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
             cache.callback(frame.unpersist)
             return frame
 
-        # the input is validated twice (scored here, quarantined below, without the duplicate check's shuffle when
-        # the scoring pass found no duplicate): keeping the validated day instead moved its cost from the audit to
-        # the scoring job, no faster at 1M sessions
+        # the input is validated twice when it holds invalid rows (scored here, quarantined below, without the
+        # duplicate check's shuffle when the scoring pass found no duplicate), once when it holds none: keeping the
+        # validated day instead moved its cost from the audit to the scoring job, no faster at 1M sessions
         read_counts = Observation("day read")
         counter = spark.sparkContext.accumulator({}, model_cache.CounterParam())
         threads = int(cfg.get("scoring.threads_per_worker"))
@@ -226,8 +228,12 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         clock = time.monotonic()
         good = scored.where(ok).drop(quality.REASONS_COLUMN)
         observed = {k: int(v) for k, v in read_counts.get.items()}
-        # the scoring pass counted the duplicates: with none, the quarantine checks each row on its own
-        _, bad = quality.split_valid(quality.flag_sessions(sessions, day, observed["duplicate_sessions"] > 0))
+        # the scoring pass counted the invalid rows and the duplicates: with no invalid row, nothing of the input
+        # is quarantined and it is not validated again (an empty frame: Spark reads nothing for it); with no
+        # duplicate, the quarantine checks each row on its own. A count gone wrong cannot lose a row: the counts
+        # are reconciled below before anything is published
+        flagged = quality.flag_sessions(sessions, day, observed["duplicate_sessions"] > 0)
+        _, bad = quality.split_valid(flagged if observed["invalid_sessions"] > 0 else flagged.limit(0))
         rejected = scored.where(~ok)  # a model output that is not a number is never published as a score
         quarantine = quarantine_rows(bad, run_id, scored_at, cfg).unionByName(
             quarantine_rows(rejected, run_id, scored_at, cfg)
