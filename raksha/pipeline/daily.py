@@ -232,8 +232,9 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         # is quarantined and it is not validated again (an empty frame: Spark reads nothing for it); with no
         # duplicate, the quarantine checks each row on its own. A count gone wrong cannot lose a row: the counts
         # are reconciled below before anything is published
+        invalid = observed["invalid_sessions"] > 0
         flagged = quality.flag_sessions(sessions, day, observed["duplicate_sessions"] > 0)
-        _, bad = quality.split_valid(flagged if observed["invalid_sessions"] > 0 else flagged.limit(0))
+        _, bad = quality.split_valid(flagged if invalid else flagged.limit(0))
         rejected = scored.where(~ok)  # a model output that is not a number is never published as a score
         quarantine = quarantine_rows(bad, run_id, scored_at, cfg).unionByName(
             quarantine_rows(rejected, run_id, scored_at, cfg)
@@ -241,7 +242,9 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         quarantine = kept(quarantine)
         capacity = int(cfg.get("review.capacity"))
         queue = kept(review.review_queue(good, day, capacity, float(cfg.get("review.audit_rate")), run_id))
-        quarantined = quarantine.count()
+        # with no invalid input row the quarantine is the scored rows a model failed, which the scoring pass
+        # counted on the same cached day (rows - scored): not counted again by a pass over the day
+        quarantined = quarantine.count() if invalid else int(stats["rows"]) - int(stats["scored"] or 0)
         queue_stats = queue.agg(
             F.count_distinct("case_id").alias("cases"),
             F.sum(F.when(~F.col("audit"), 1).otherwise(0)).alias("sessions"),
