@@ -236,6 +236,9 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         flagged = quality.flag_sessions(sessions, day, observed["duplicate_sessions"] > 0)
         _, bad = quality.split_valid(flagged if invalid else flagged.limit(0))
         rejected = scored.where(~ok)  # a model output that is not a number is never published as a score
+        rejected_rows = int(stats["rows"]) - int(stats["scored"] or 0)  # counted by the scoring pass
+        if rejected_rows == 0:  # none: an empty frame, so the quarantine of a clean day reads nothing again
+            rejected = rejected.limit(0)
         quarantine = quarantine_rows(bad, run_id, scored_at, cfg).unionByName(
             quarantine_rows(rejected, run_id, scored_at, cfg)
         )
@@ -243,8 +246,8 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         capacity = int(cfg.get("review.capacity"))
         queue = kept(review.review_queue(good, day, capacity, float(cfg.get("review.audit_rate")), run_id))
         # with no invalid input row the quarantine is the scored rows a model failed, which the scoring pass
-        # counted on the same cached day (rows - scored): not counted again by a pass over the day
-        quarantined = quarantine.count() if invalid else int(stats["rows"]) - int(stats["scored"] or 0)
+        # counted on the same cached day: not counted again by a pass over the day
+        quarantined = quarantine.count() if invalid else rejected_rows
         queue_stats = queue.agg(
             F.count_distinct("case_id").alias("cases"),
             F.sum(F.when(~F.col("audit"), 1).otherwise(0)).alias("sessions"),
