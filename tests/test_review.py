@@ -99,6 +99,35 @@ def test_ties_and_the_capacity_cut_hold_on_a_multi_partition_input(spark):
     assert review.overflow_cases(scored, 57) == 192 - 57
 
 
+def test_many_queues_at_once_hold_what_each_queue_holds_alone(spark):
+    """review.queued_sessions_by (the evaluation's queues: one ranking per group, cut at each capacity) gives
+    each group's queue the sessions queued_sessions gives it alone: ties, a cut inside a tie, NaN risks
+    (ranked first), user-less sessions, every case fitting (no cut), across partitions."""
+    rows = []
+    for c in range(160):
+        uid = None if c % 5 == 0 else f"u{(c * 37) % 1000:03d}"
+        for k in range(1 + c % 3):
+            risk = float("nan") if c in (7, 90) and k == 0 else float(c % 4 * 10 + (k == 1))
+            rows.append((f"s{c:03d}-{k}", uid, "REVIEW", risk))
+    by_group = {"a": rows, "b": [(s, u, d, -r) for s, u, d, r in rows[::3]]}
+    flagged = (
+        spark.createDataFrame(
+            [(g, s, u, r) for g, group in by_group.items() for s, u, _, r in group],
+            "g string, session_id string, user_id string, risk_score double",
+        )
+        .withColumn("case_key", review.case_key())
+        .repartition(5)
+    )
+    capacities = [("a", "small", 1), ("a", "tie", 57), ("a", "all", 500), ("b", "small", 3), ("b", "tie", 20)]
+    frame = spark.createDataFrame(capacities, "g string, q string, capacity int")
+    queued = review.queued_sessions_by(flagged, frame, ["g"], ["q"]).toPandas()
+    for group, queue, capacity in capacities:
+        alone = review.queued_sessions(_scored(spark, by_group[group]), capacity).toPandas()
+        got = queued[(queued["g"] == group) & (queued["q"] == queue)]
+        assert sorted(got["session_id"]) == sorted(alone["session_id"]), (group, queue)
+        assert len(alone) > 0 and (capacity < 500 or len(alone) == len(rows))
+
+
 def _physical_nodes(df):
     """Every node of ``df``'s physical plan (into adaptive plans too), as JVM objects."""
     found, todo = [], [df._jdf.queryExecution().executedPlan()]

@@ -93,6 +93,37 @@ def queued_sessions(scored: DataFrame, capacity: int) -> DataFrame:
     )
 
 
+def queued_sessions_by(flagged: DataFrame, capacities: DataFrame, ranked: list[str], queue: list[str]) -> DataFrame:
+    """``queued_sessions``' rule for many queues at once (the evaluation's: a queue per score, share and day).
+
+    ``flagged``: candidate sessions with the ``ranked`` columns, case_key and risk_score; each group of
+    ``ranked`` columns is ranked once, as ``top_cases`` ranks (case_risk descending, NaN first, ties by
+    case_key), then cut at each of its ``capacities`` rows (the ``ranked`` columns, the ``queue`` columns
+    that tell that group's queues apart, and ``capacity`` in cases): the top ``capacity`` cases, holding
+    their sessions scored at least the last queued case's case_risk when more cases were flagged than fit.
+    Returns the queued sessions with the ``queue`` columns. Windows partitioned by the ``ranked`` groups
+    number the cases: one group's cases are sorted in one task (a day's, per score), where one queue's
+    ordered limit (``queued_sessions``) would plan the whole rule once per queue.
+    """
+    order = Window.partitionBy(*ranked).orderBy(F.col("case_risk").desc(), F.col("case_key").asc())
+    cases = (
+        flagged.groupBy(*ranked, "case_key")
+        .agg(F.max("risk_score").alias("case_risk"))
+        .withColumn("case_rank", F.row_number().over(order))
+        .withColumn("flagged_cases", F.count(F.lit(1)).over(Window.partitionBy(*ranked)))
+        .join(capacities, ranked)
+    )
+    top = cases.where(F.col("case_rank") <= F.col("capacity")).select(*ranked, *queue, "case_key")
+    last = (F.col("case_rank") == F.col("capacity")) & (F.col("flagged_cases") > F.col("capacity"))
+    cut = cases.where(last).select(*ranked, *queue, F.col("case_risk").alias("queue_cut"))
+    return (
+        flagged.join(top, [*ranked, "case_key"])
+        .join(cut, [*ranked, *queue], "left")
+        .where(F.col("queue_cut").isNull() | (F.col("risk_score") >= F.col("queue_cut")))
+        .drop("queue_cut")
+    )
+
+
 def review_queue(scored: DataFrame, day: dt.date, capacity: int, audit_rate: float, run_id: str) -> DataFrame:
     queued = (
         queued_sessions(scored, capacity)
