@@ -37,6 +37,7 @@ def test_score_label_export_retrain_calibrate_promote_score_evaluate(tmp_path, i
     sets = [a for k in cfg.get("paths") for a in ("--set", f"paths.{k}={cfg.path(k)}")]
     sets += ["--set", f"catalog.database={cfg.get('catalog.database')}", "--set", "review.audit_rate=0.05"]
     sets += ["--set", "training.autoencoder.epochs=3", "--set", "training.sequence.epochs=3"]
+    sets += ["--set", "report.enabled=false"]  # the nightly report is test_nightly_report's (3-5 s a night here)
     window = ["--start-date", str(DAY1), "--end-date", str(DAY2)]
     models = Path(cfg.path("models"))
     shipped = {m: artifacts.current_version(models, m) for m in (contract.AE_MODEL, contract.SEQ_MODEL)}
