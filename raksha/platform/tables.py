@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,10 +35,12 @@ from raksha import contract
 from raksha.config import Config
 from raksha.ingest import inputs
 from raksha.platform import failpoints, locks
+from raksha.platform.storage import Storage
 
 log = logging.getLogger(__name__)
 
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+COMMIT_FILE = re.compile(r"\d{20}\.json")  # a Delta log's commit: its version, zero-padded
 MIN_FILE_RETENTION_DAYS = 7  # Delta's own default for keeping replaced files' tombstones
 
 
@@ -176,15 +179,26 @@ def committing(
             spark.conf.unset(USER_METADATA_CONF)
 
 
-def last_commit(spark: SparkSession, name: str, table: str) -> Commit:
-    """The caller's commit to ``name``: the newest one, read under the table's commit lock."""
-    row = DeltaTable.forName(spark, name).history(1).select("version", "operationMetrics", "userMetadata").first()
-    if row["userMetadata"] != spark.conf.get(USER_METADATA_CONF, None):
-        return Commit(table, int(row["version"]), 0, 0, committed=False)
-    metrics = row["operationMetrics"] or {}
+def last_commit(spark: SparkSession, cfg: Config, table: str) -> Commit:
+    """The caller's commit to ``table``: the newest commit file of its Delta log, read under the table's commit
+    lock. Its commitInfo holds the run's metadata and the write's metrics, as ``DESCRIBE HISTORY`` shows
+    them; read as a file, without the Spark job a history query runs (about 0.15 s a commit)."""
+    store = Storage(spark)
+    log_folder = f"{table_location(cfg, table)}/_delta_log"
+    names = (path.rsplit("/", 1)[-1] for path in store.list_files(log_folder))
+    version = max(int(name[:-5]) for name in names if COMMIT_FILE.fullmatch(name))
+    info: dict[str, Any] = {}
+    for line in store.read_bytes(f"{log_folder}/{version:020d}.json").decode("utf-8").splitlines():
+        action = json.loads(line) if line.strip() else {}
+        if "commitInfo" in action:
+            info = action["commitInfo"]
+            break
+    if info.get("userMetadata") != spark.conf.get(USER_METADATA_CONF, None):
+        return Commit(table, version, 0, 0, committed=False)
+    metrics = info.get("operationMetrics") or {}
     rows = metrics.get("numOutputRows") or metrics.get("numTargetRowsInserted") or 0
     files = metrics.get("numFiles") or metrics.get("numTargetFilesAdded") or 0
-    return Commit(table, int(row["version"]), int(rows), int(files))
+    return Commit(table, version, int(rows), int(files))
 
 
 def _days_predicate(days: Sequence[dt.date]):
@@ -205,7 +219,7 @@ def publish_days(
     frame = failpoints.in_tasks(frame, f"write_{table}")
     with committing(spark, cfg, table, run_id, days, **extra) as name:
         frame.writeTo(name).overwrite(_days_predicate(days))
-        commit = last_commit(spark, name, table)
+        commit = last_commit(spark, cfg, table)
     if commit.committed:
         log.info("%s: %s committed as version %d (%d rows)", run_id, name, commit.version, commit.rows)
     else:
@@ -225,7 +239,7 @@ def append_day(spark: SparkSession, cfg: Config, table: str, rows: DataFrame, da
     frame = rows.withColumn("dt", F.lit(day.isoformat())).select(*columns(table), "dt")
     with committing(spark, cfg, table, run_id, [day]) as name:
         frame.writeTo(name).append()
-        return last_commit(spark, name, table)
+        return last_commit(spark, cfg, table)
 
 
 def commits(spark: SparkSession, cfg: Config, table: str) -> list[dict[str, Any]]:
