@@ -163,6 +163,33 @@ def test_audit_sample_is_the_same_on_a_rerun_and_about_the_rate(spark):
     assert sorted(first["session_id"]) != sorted(other_day["session_id"])
 
 
+def test_the_days_candidates_hold_the_queue_and_the_overflow_of_the_whole_day(spark):
+    # flagged sessions in a tie at the cut, ALLOW sessions of queued users, an audit sample: what the nightly
+    # job's queue reads (review.candidate) gives the queue and the overflow that the whole day gives
+    rows = [
+        (f"s{c}-{k}", f"u{c % 40:02d}", "BLOCK" if k else "REVIEW", float(c % 7)) for c in range(90) for k in (0, 1)
+    ]
+    rows += [(f"a{i}", f"u{i % 60:02d}", "ALLOW", 50.0) for i in range(3000)]
+    rows += [("n1", None, "REVIEW", 6.0), ("n2", "u01", None, 99.0)]  # a user-less case; a session without a decision
+    scored = _scored(spark, rows).repartition(3)
+    candidates = scored.where(review.candidate(DAY, 0.05))
+    kept = candidates.count()
+    assert 180 < kept < 180 + 3000 * 0.1  # the flagged ones and about 5% of the ALLOW ones
+    for capacity in (0, 7, 500):
+        whole = review.review_queue(scored, DAY, capacity, 0.05, "r").toPandas()
+        part = review.review_queue(candidates, DAY, capacity, 0.05, "r").toPandas()
+        columns = sorted(whole.columns)
+        order = ["audit", "session_id"]
+        assert (
+            whole[columns]
+            .sort_values(order)
+            .reset_index(drop=True)
+            .equals(part[columns].sort_values(order).reset_index(drop=True))
+        ), capacity
+        assert whole["audit"].any() and (capacity == 0 or not whole["audit"].all())
+        assert review.overflow_cases(candidates, capacity) == review.overflow_cases(scored, capacity)
+
+
 def test_default_policy_blocks_the_notebooks_sequences_and_reviews_a_high_risk_score(spark, cfg):
     """BLOCK when the LSTM's risk is above 0.8 (the notebook; seq_is_block is what the scorer writes for the
     version's block_threshold), else REVIEW when risk_score (all the evidence combined) is 65 or more, else

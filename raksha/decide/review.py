@@ -34,6 +34,13 @@ def audit_pick(day: dt.date, rate: float) -> Column:
     return bucket < F.lit(int(round(rate * AUDIT_BUCKETS)))
 
 
+def candidate(day: dt.date, audit_rate: float) -> Column:
+    """True for the sessions ``review_queue`` may hold: flagged, or ALLOW and picked for audit (a few percent
+    of a day). ``review_queue`` and ``overflow_cases`` give the same answer on these as on the whole day, so a
+    run keeps them apart and its queue's jobs read them instead of the day."""
+    return F.col("decision").isin(*FLAGGED) | ((F.col("decision") == "ALLOW") & audit_pick(day, audit_rate))
+
+
 def case_key() -> Column:
     """What makes one review case: the user (a session without a user is its own case)."""
     return F.coalesce(F.col("user_id"), F.concat(F.lit("session:"), F.col("session_id")))

@@ -243,8 +243,14 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
             quarantine_rows(rejected, run_id, scored_at, cfg)
         )
         quarantine = kept(quarantine)
-        capacity = int(cfg.get("review.capacity"))
-        queue = kept(review.review_queue(good, day, capacity, float(cfg.get("review.audit_rate")), run_id))
+        capacity, audit_rate = int(cfg.get("review.capacity")), float(cfg.get("review.audit_rate"))
+        # the queue's jobs (its ranking, its counts, the overflow) read the day's candidates, kept apart: a few
+        # percent of a usual day, where each of them read the whole scored day again from the disk. When most of
+        # the day is flagged, that copy would be the day again: the queue reads the day
+        flagged = sum(int(stats[d] or 0) for d in contract.FLAGGED_DECISIONS)
+        candidates = good.where(review.candidate(day, audit_rate))
+        candidates = kept(candidates) if flagged < int(stats["scored"] or 0) / 2 else candidates
+        queue = kept(review.review_queue(candidates, day, capacity, audit_rate, run_id))
         # with no invalid input row the quarantine is the scored rows a model failed, which the scoring pass
         # counted on the same cached day: not counted again by a pass over the day
         quarantined = quarantine.count() if invalid else rejected_rows
@@ -266,7 +272,7 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
             "review_cases": int(queue_stats["cases"] or 0),
             "review_sessions": int(queue_stats["sessions"] or 0),
             "review_audit_sessions": int(queue_stats["audit"] or 0),
-            "review_overflow_cases": review.overflow_cases(good, capacity),
+            "review_overflow_cases": review.overflow_cases(candidates, capacity),
         }
         compared = challenger.disagreements(good) if rival.configured else None
         if compared is not None:
