@@ -16,7 +16,7 @@ from delta.tables import DeltaTable
 from raksha import contract
 from raksha.pipeline.daily import WRITTEN_TABLES, run
 from raksha.platform import tables
-from raksha.platform.session import SHUFFLE_PARTITIONS, shuffle_partitions_for
+from raksha.platform.session import SHUFFLE_PARTITIONS, hive_resources_dir, shuffle_partitions_for
 
 DAY = dt.date(2026, 3, 4)
 
@@ -171,3 +171,12 @@ def test_session_order_and_padding_follow_the_notebook(spark, cfg):
     assert rows[ids[2]]["action_count"] == 0 and "NO_ACTIONS" in rows[ids[2]]["dq_flags"]
     assert result.counts["sessions_without_actions"] == 1
     assert result.counts["unknown_actions"] == 1
+
+
+def test_the_hive_client_keeps_what_it_downloads_in_one_folder(spark):
+    # Hive's default is a new <session id>_resources folder in the temporary folder for each session, which
+    # Spark never removes: every run, test and server left one behind
+    folder = hive_resources_dir()
+    assert spark.sparkContext._jsc.hadoopConfiguration().get("hive.downloaded.resources.dir") == folder
+    spark.sql("SHOW DATABASES").collect()  # the catalog's Hive client has started its session
+    assert Path(folder).is_dir()

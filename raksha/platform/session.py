@@ -12,10 +12,12 @@ metastore (so JDBC clients see them), and deletion vectors stay off (delta-rs re
 from __future__ import annotations
 
 import contextlib
+import getpass
 import logging
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 
 from pyspark import StorageLevel
@@ -107,8 +109,16 @@ def spark_conf(cfg: Config) -> dict[str, str]:
         # a laptop run listens on loopback only
         conf.update({"spark.driver.host": "127.0.0.1", "spark.driver.bindAddress": "127.0.0.1"})
     conf.update({"spark.sql.catalogImplementation": "hive", "spark.sql.warehouse.dir": cfg.path("warehouse")})
+    conf["spark.hadoop.hive.downloaded.resources.dir"] = hive_resources_dir()
     conf.update(metastore.spark_conf(cfg))
     return conf
+
+
+def hive_resources_dir() -> str:
+    """Where the Hive client of a session would put what it downloads (``ADD JAR``, which raksha never runs):
+    one folder per OS user in the temporary folder. Hive's default is a new ``<session id>_resources`` folder
+    there for each session, which Spark's client never removes: one was left behind by every run."""
+    return os.path.join(tempfile.gettempdir(), f"raksha-hive-resources-{getpass.getuser()}")
 
 
 def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
