@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import factories
@@ -180,3 +181,11 @@ def test_the_hive_client_keeps_what_it_downloads_in_one_folder(spark):
     assert spark.sparkContext._jsc.hadoopConfiguration().get("hive.downloaded.resources.dir") == folder
     spark.sql("SHOW DATABASES").collect()  # the catalog's Hive client has started its session
     assert Path(folder).is_dir()
+
+
+def test_the_hive_folder_of_a_user_without_a_name_is_named_by_its_uid(monkeypatch):
+    def nameless():
+        raise KeyError("getpwuid(): uid not found")
+
+    monkeypatch.setattr("getpass.getuser", nameless)
+    assert Path(hive_resources_dir()).name == f"raksha-hive-resources-{os.getuid()}"

@@ -118,7 +118,11 @@ def hive_resources_dir() -> str:
     """Where the Hive client of a session would put what it downloads (``ADD JAR``, which raksha never runs):
     one folder per OS user in the temporary folder. Hive's default is a new ``<session id>_resources`` folder
     there for each session, which Spark's client never removes: one was left behind by every run."""
-    return os.path.join(tempfile.gettempdir(), f"raksha-hive-resources-{getpass.getuser()}")
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # a uid without a name (a container's arbitrary user)
+        user = str(os.getuid())
+    return os.path.join(tempfile.gettempdir(), f"raksha-hive-resources-{user}")
 
 
 def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
