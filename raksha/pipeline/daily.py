@@ -247,9 +247,10 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         # the queue's jobs (its ranking, its counts, the overflow) read the day's candidates, kept apart: a few
         # percent of a usual day, where each of them read the whole scored day again from the disk. When most of
         # the day is flagged, that copy would be the day again: the queue reads the day
-        flagged = sum(int(stats[d] or 0) for d in contract.FLAGGED_DECISIONS)
+        decisions = {d: int(stats[d] or 0) for d in contract.DECISIONS}
+        flagged_rows = sum(decisions[d] for d in contract.FLAGGED_DECISIONS)
         candidates = good.where(review.candidate(day, audit_rate))
-        candidates = kept(candidates) if flagged < int(stats["scored"] or 0) / 2 else candidates
+        candidates = kept(candidates) if flagged_rows < int(stats["scored"] or 0) / 2 else candidates
         queue = kept(review.review_queue(candidates, day, capacity, audit_rate, run_id))
         # with no invalid input row the quarantine is the scored rows a model failed, which the scoring pass
         # counted on the same cached day: not counted again by a pass over the day
@@ -259,7 +260,6 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
             F.sum(F.when(~F.col("audit"), 1).otherwise(0)).alias("sessions"),
             F.sum(F.when(F.col("audit"), 1).otherwise(0)).alias("audit"),
         ).first()
-        decisions = {d: int(stats[d] or 0) for d in contract.DECISIONS}
         counts = {
             "sessions_read": sessions_read,
             "sessions_scored": int(stats["scored"] or 0),
