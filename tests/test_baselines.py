@@ -277,6 +277,41 @@ def _generator_population() -> Population:
 POPULATION_OF_GENERATOR = _generator_population()
 
 
+def test_the_reference_observed_while_the_day_is_built_is_the_reference_of_the_published_day(spark):
+    """The nightly job takes the day's reference as an observation of the pass that builds (and keeps) its
+    scored day, over the rows it then publishes: the same as a pass over those rows."""
+    from pyspark import StorageLevel
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    rng = np.random.default_rng(3)
+    n = 400
+    rows = pd.DataFrame(
+        {
+            "session_id": [f"s{i}" for i in range(n)],
+            "user_baseline_score": rng.gamma(2.0, 3.0, n),
+            "has_user_baseline": rng.random(n) > 0.2,
+            "decision": rng.choice(["ALLOW", "REVIEW", "BLOCK", None], n, p=[0.6, 0.2, 0.1, 0.1]),
+            "failed": rng.random(n) > 0.9,  # stands for a model output that is not a number: not published
+        }
+    )
+    rows.loc[rows.index % 37 == 0, "user_baseline_score"] = np.nan  # a null score is skipped, still counted
+    frame = spark.createDataFrame(rows).withColumn(
+        "user_baseline_score", F.when(~F.isnan("user_baseline_score"), F.col("user_baseline_score"))
+    )
+    observation = Observation("reference")
+    kept = frame.observe(observation, *snapshots.reference_metrics(~F.col("failed"))).persist(StorageLevel.DISK_ONLY)
+    try:
+        assert kept.agg(F.count("*")).first()[0] == n  # the job's first pass over the kept day
+        observed = snapshots.reference_of(observation.get)
+        published = kept.where(~F.col("failed"))
+        assert observed == snapshots.reference_quantiles(published)
+        expected_n = int((~rows["failed"] & rows["has_user_baseline"] & (rows["decision"] != "BLOCK")).sum())
+        assert observed[0] == expected_n > 100 and len(observed[1]) == snapshots.QUANTILES
+    finally:
+        kept.unpersist()
+
+
 def test_nightly_days_are_scored_against_the_day_before_and_reruns_rebuild_what_follows(spark, tmp_path):
     cfg = config_under(tmp_path, "baseline.enabled=true")
     factories.write_untrained_models(cfg.path("models"))

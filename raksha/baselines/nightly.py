@@ -112,9 +112,17 @@ def fraud_sessions(spark: SparkSession, cfg: Config) -> DataFrame | None:
     return spark.table(tables.table_name(cfg, "verdicts")).where(F.col("verdict") == "fraud").select("session_id")
 
 
-def update(spark: SparkSession, cfg: Config, baselines: Baselines, scored: DataFrame, run_id: str) -> dict[str, int]:
+def update(
+    spark: SparkSession,
+    cfg: Config,
+    baselines: Baselines,
+    scored: DataFrame,
+    run_id: str,
+    reference: tuple[int, list[float] | None] | None = None,
+) -> dict[str, int]:
     """Fold the published day (``scored``: its sessions with their features, decision and baseline columns)
-    into its snapshot; then rebuild the later snapshots that were built on the old state."""
+    into its snapshot, with the day's reference (``snapshots.reference_quantiles`` of ``scored`` unless
+    the caller counted it already); then rebuild the later snapshots that were built on the old state."""
     day = baselines.day
     state = fold.fold_day(
         baselines.state,
@@ -126,7 +134,9 @@ def update(spark: SparkSession, cfg: Config, baselines: Baselines, scored: DataF
         fraud_sessions(spark, cfg),
         baselines.expected,
     )
-    versions = snapshots.publish(spark, cfg, day, state, snapshots.reference_quantiles(scored), run_id)
+    if reference is None:
+        reference = snapshots.reference_quantiles(scored)
+    versions = snapshots.publish(spark, cfg, day, state, reference, run_id)
     rebuild_after(spark, cfg, day, run_id, baselines.population)
     snapshots.prune(spark, cfg, baselines.settings.keep_days, run_id)
     return versions

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from delta.tables import DeltaTable
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from raksha import contract
@@ -55,16 +57,29 @@ def read_reference(spark: SparkSession, cfg: Config, as_of: dt.date) -> list[flo
     return list(row["quantiles"]) if row is not None and row["quantiles"] else None
 
 
-def reference_quantiles(scored: DataFrame) -> tuple[int, list[float] | None]:
-    """(sessions, quantiles) of ``user_baseline_score`` over the day's sessions of users with a
-    baseline, BLOCK left out; no quantiles below 100 sessions."""
+def reference_metrics(kept: Column | None = None) -> list[Column]:
+    """The aggregates of a day's reference: ``user_baseline_score`` over the sessions of users with a
+    baseline, BLOCK left out (and, when given, where ``kept`` holds). Aggregates without a filter, so
+    the nightly job takes them as an observation of the pass that builds its scored day."""
     probs = [i / (QUANTILES - 1) for i in range(QUANTILES)]
-    counted = scored.where(F.col("has_user_baseline") & (F.coalesce(F.col("decision"), F.lit("")) != "BLOCK"))
-    row = counted.agg(
-        F.count("*").alias("n"), F.percentile_approx("user_baseline_score", probs, 10_000).alias("q")
-    ).first()
-    n = int(row["n"] or 0)
-    return n, (list(row["q"]) if n >= 100 and row["q"] else None)
+    counted = F.col("has_user_baseline") & (F.coalesce(F.col("decision"), F.lit("")) != "BLOCK")
+    if kept is not None:
+        counted = kept & counted
+    return [  # percentile_approx skips nulls: the score of a session not counted is null
+        F.count(F.when(counted, 1)).alias("n"),
+        F.percentile_approx(F.when(counted, F.col("user_baseline_score")), probs, 10_000).alias("q"),
+    ]
+
+
+def reference_of(metrics: Mapping[str, Any]) -> tuple[int, list[float] | None]:
+    """(sessions, quantiles) from ``reference_metrics``' values; no quantiles below 100 sessions."""
+    n = int(metrics["n"] or 0)
+    return n, (list(metrics["q"]) if n >= 100 and metrics["q"] else None)
+
+
+def reference_quantiles(scored: DataFrame) -> tuple[int, list[float] | None]:
+    """(sessions, quantiles) of ``user_baseline_score`` over ``scored`` (``reference_metrics``)."""
+    return reference_of(scored.agg(*reference_metrics()).first().asDict())
 
 
 def publish(

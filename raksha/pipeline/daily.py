@@ -24,6 +24,7 @@ from pyspark.sql import functions as F
 
 from raksha import contract
 from raksha.baselines import nightly as baselines
+from raksha.baselines import snapshots
 from raksha.config import Config
 from raksha.decide import privacy, review
 from raksha.decide.decisions import decide, validate_policy
@@ -210,10 +211,13 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
             .withColumn("reasons", privacy.coarsen_reasons(F.col("reasons"), cfg))
             .withColumn(quality.REASONS_COLUMN, quality.model_output_reasons())
         )
+        ok = F.size(quality.REASONS_COLUMN) == 0
+        reference = Observation("user baseline reference")
+        if user_baselines is not None:  # the day's reference, counted by the pass that builds the scored day
+            scored = scored.observe(reference, *snapshots.reference_metrics(ok))
         clock = time.monotonic()
         # materialized once: the audit below and the commits read it, the models run once
         scored = kept(scored)
-        ok = F.size(quality.REASONS_COLUMN) == 0
         stats = scored.agg(
             F.count("*").alias("rows"),
             F.sum(F.when(ok, 1).otherwise(0)).alias("scored"),
@@ -291,7 +295,8 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         timings["publish"] = time.monotonic() - clock
         if user_baselines is not None:
             clock = time.monotonic()
-            versions.update(baselines.update(spark, cfg, user_baselines, good, run_id))
+            day_reference = snapshots.reference_of(reference.get)
+            versions.update(baselines.update(spark, cfg, user_baselines, good, run_id, day_reference))
             timings["baselines"] = time.monotonic() - clock
         clock = time.monotonic()
         run_row = {"run_id": run_id, "counts": counts, "decisions": decisions}
