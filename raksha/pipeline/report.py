@@ -91,11 +91,13 @@ def store_reference(store: Storage, cfg: Config, ref: Reference) -> None:
 # --- counting a day on the executors ---
 
 
-def percentile_edges(frame: DataFrame, columns: list[str]) -> dict[str, tuple[float, ...]]:
+def percentile_edges(frame: DataFrame, columns: list[str], rows: int | None = None) -> dict[str, tuple[float, ...]]:
     """Reference edges of ``columns`` from a day: ``drift.edges_for`` (deciles; binary features fixed), as
     for a training reference, of at most ``EDGES_SAMPLE`` of its sessions (a seeded sample: the driver
-    never holds a day); ``observe`` then counts every session in them."""
-    rows = frame.count()
+    never holds a day); ``observe`` then counts every session in them. ``rows``: the frame's count, when
+    the caller knows it (else it is counted)."""
+    if rows is None:
+        rows = frame.count()
     sample = frame if rows <= EDGES_SAMPLE else frame.sample(fraction=EDGES_SAMPLE / rows, seed=EDGES_SEED)
     values = sample.select(*[F.col(c).cast("double").alias(c) for c in columns]).toPandas()
     return {c: drift.edges_for(c, values[c].to_numpy(dtype="float64", na_value=np.nan)) for c in columns}
@@ -158,10 +160,17 @@ def _first_scored_day(spark: SparkSession, cfg: Config, version: ModelVersion, b
 
 
 def references(
-    spark: SparkSession, cfg: Config, frame: DataFrame, day: dt.date, run_id: str, versions: list[ModelVersion]
+    spark: SparkSession,
+    cfg: Config,
+    frame: DataFrame,
+    day: dt.date,
+    run_id: str,
+    versions: list[ModelVersion],
+    rows: int | None = None,
 ) -> tuple[dict[str, Reference], dict[str, tuple[float, ...]]]:
     """Each version's reference and the drift edges of the day. A version without one whose first
-    scored day was earlier gets that day's (stored now); else this day becomes its reference (``new``)."""
+    scored day was earlier gets that day's (stored now); else this day becomes its reference (``new``),
+    its edges from one sample of the day for all such versions (``rows``: the day's sessions, if known)."""
     store = Storage(spark)
     found = {v.name: load_reference(store, cfg, v) for v in versions}
     for version in versions:
@@ -186,13 +195,16 @@ def references(
             found[version.name] = ref
     refs: dict[str, Reference] = {}
     edges: dict[str, tuple[float, ...]] = {}
+    sampled: list[str] = []
     for version in versions:
         ref = found[version.name]
         if ref is None:  # this day is the reference: its columns are this day's bins (``document``)
             ref = Reference(version.name, version.version, "first_scored_day", {}, day.isoformat(), run_id, new=True)
-            edges.update(percentile_edges(frame, list(MODEL_COLUMNS[version.name])))
+            sampled += [c for c in MODEL_COLUMNS[version.name] if c not in sampled]
         refs[version.name] = ref
         edges.update({c: b.edges for c, b in ref.columns.items()})
+    if sampled:
+        edges.update(percentile_edges(frame, sampled, rows))
     return refs, edges
 
 
@@ -249,10 +261,13 @@ def document(
     seq: ModelVersion | None,
     built_by: str,
     in_run_log: bool,
+    rows: int | None = None,
 ) -> tuple[dict[str, Any], list[Reference]]:
-    """The report of ``day`` from its scored sessions (with their features) and its run's run_log row
-    (``run``: run_id, counts, decisions, model versions); and the references made from this day."""
-    refs, edges = references(spark, cfg, frame, day, run["run_id"], [v for v in (ae, seq) if v is not None])
+    """The report of ``day`` from its scored sessions (with their features, ``rows`` of them when the caller
+    counted them) and its run's run_log row (``run``: run_id, counts, decisions, model versions); and the
+    references made from this day."""
+    versions = [v for v in (ae, seq) if v is not None]
+    refs, edges = references(spark, cfg, frame, day, run["run_id"], versions, rows)
     ae_threshold = ae.threshold if ae is not None else run.get("ae_threshold")
     bins = report_doc.displays(ae_threshold)
     stats = observe(frame, edges, bins)
@@ -313,8 +328,10 @@ def nightly(
     ae: ModelVersion,
     seq: ModelVersion,
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The nightly job's report, from its scored day (with the input features), before its run_log row."""
-    doc, made = document(spark, cfg, day, good, run, ae, seq, built_by="the nightly run", in_run_log=False)
+    """The nightly job's report, from its scored day (with the input features, as many sessions as the run
+    scored), before its run_log row."""
+    rows = int(run["counts"]["sessions_scored"])
+    doc, made = document(spark, cfg, day, good, run, ae, seq, built_by="the nightly run", in_run_log=False, rows=rows)
     return doc, write(spark, cfg, day, doc, made)
 
 
