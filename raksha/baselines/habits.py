@@ -153,7 +153,9 @@ def with_expectations(sessions: DataFrame, expected: DataFrame | None, populatio
     ``expected`` None (no snapshot yet: every user is new): the population's for all, without a join."""
     if expected is None:
         return sessions.withColumns(_new_user_expectations(population))
-    joined = sessions.join(expected, on="user_id", how="left")
+    # a hash of each partition's users (a few ten thousand rows), not a sort of the sessions (the scored day's
+    # wide rows, or the day again in the fold) by user
+    joined = sessions.join(expected.hint("shuffle_hash"), on="user_id", how="left")
     fills = {}
     for feature in contract.BASELINE_FEATURES:
         fills[f"{EXPECTED}{feature}_mean"] = F.coalesce(_e(f"{feature}_mean"), F.lit(population.mean[feature]))
