@@ -3,7 +3,8 @@
 It reads both inputs of the day (sessions and action log Parquet), builds each session's ordered
 last-10 action sequence (actions ordered by seq_no, mapped to the LSTM notebook's tokens, unknown
 actions 0), joins it to the sessions and writes the result as one day of a Delta table (Spark's Delta
-writer, ``replaceWhere`` on the day, one commit), the table format raksha publishes. No validation,
+writer, ``replaceWhere`` on the day, one commit), the table format raksha publishes (with the file
+statistics of scored_sessions, ``contract.TABLE_STATS_COLUMNS``). No validation,
 no model, no decision, no queue, no audit, no catalog table. Same session and settings as raksha's
 (``spark_child`` builds it with ``load_config`` and ``build_session``).
 """
@@ -47,15 +48,20 @@ def run_bare(spark, sessions_root: str, actions_root: str, warehouse: str, day: 
     """
     from pyspark.sql import functions as F
 
+    from raksha import contract
+
     mark = mark or (lambda _phase: None)
     part = f"dt={day.isoformat()}"
     location = f"{warehouse.rstrip('/')}/{BARE_TABLE}"
     mark("read")
     frame = bare_frame(spark, f"{sessions_root.rstrip('/')}/{part}", f"{actions_root.rstrip('/')}/{part}")
+    # the file statistics raksha's scored_sessions records (of the columns this table has), not Delta's default
+    stats = [c for c in contract.TABLE_STATS_COLUMNS["scored_sessions"] if c in frame.columns]
     mark("write")
     (
         frame.withColumn("dt", F.lit(day.isoformat()))
         .write.format("delta")
+        .option("delta.dataSkippingStatsColumns", ",".join(stats))
         .mode("overwrite")
         .option("replaceWhere", f"dt = '{day.isoformat()}'")
         .partitionBy("dt")

@@ -129,3 +129,17 @@ def cli_sets(cfg, *extra: str) -> list[str]:
     sets += [f"catalog.database={cfg.get('catalog.database')}"]
     sets += [f"baseline.enabled={str(cfg.get('baseline.enabled')).lower()}", *extra]  # as the in-process runs
     return [arg for item in sets for arg in ("--set", item)]
+
+
+def scored_rows(spark, day: dt.date, ids: list[str], run_id: str):
+    """scored_sessions rows as the job writes them (within the table's CHECK constraints)."""
+    start = dt.datetime.combine(day, dt.time(12))
+    at = dt.datetime.combine(day, dt.time(23))
+    rows = [
+        (sid, "u1", "d1", start, 0.1, 0.2, 0, 50.0, None, 0.1, 0, 0.1, 1, 10.0, "ALLOW", [], [], 5, 0, "ae", "seq")
+        + (run_id, at)
+        + (None,) * len(contract.CHALLENGER_FIELDS)
+        + (None,)  # user_baseline_score
+        for sid in ids
+    ]
+    return spark.createDataFrame(rows, contract.SCORED_SESSIONS_SCHEMA)

@@ -293,6 +293,7 @@ def test_delta_constraints_refuse_rows_that_break_the_contract(spark, cfg):
     scored = tables.ensure_table(spark, cfg, "scored_sessions")
     constraints = {r["key"] for r in spark.sql(f"SHOW TBLPROPERTIES {scored}").collect()}
     assert {"delta.constraints.risk_score_range", "delta.constraints.decision_known"} <= constraints
+    assert "delta.dataSkippingStatsColumns" not in properties  # only the tables of every session or user
     now = dt.datetime(2026, 5, 6, 1, 0)
     row = {
         "run_id": "score-x", "status": "MAYBE", "message": None, "started_at": now, "finished_at": now,
@@ -306,3 +307,26 @@ def test_delta_constraints_refuse_rows_that_break_the_contract(spark, cfg):
     assert DeltaTable.forName(spark, name).toDF().count() == 0
     tables.append_day(spark, cfg, "run_log", bad.withColumn("status", F.lit("FAILED")), DAY, "score-x")
     assert DeltaTable.forName(spark, name).toDF().count() == 1
+
+
+def test_the_files_of_a_days_sessions_record_statistics_of_the_columns_their_readers_filter_by(spark, cfg):
+    """scored_sessions' data files record minimum, maximum and null count of contract.TABLE_STATS_COLUMNS
+    only (Delta's default is the first 32 columns); a table an older raksha made gets the setting, for the
+    files written from then on."""
+    from raksha.platform.storage import Storage
+
+    location = tables.table_location(cfg, "scored_sessions")
+    older = spark.createDataFrame([], contract.SCORED_SESSIONS_SCHEMA).withColumn("dt", F.lit("").cast("string"))
+    older.write.format("delta").partitionBy("dt").save(location)  # Delta's default statistics
+    name = tables.ensure_table(spark, cfg, "scored_sessions")
+    properties = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    assert properties["delta.dataSkippingStatsColumns"] == "session_id,user_id,session_start,decision,risk_score"
+
+    commit = tables.publish_day(
+        spark, cfg, "scored_sessions", factories.scored_rows(spark, DAY, ["s1", "s2"], "score-x"), DAY, "score-x"
+    )
+    text = Storage(spark).read_bytes(f"{location}/_delta_log/{commit.version:020d}.json").decode()
+    stats = [json.loads(a["add"]["stats"]) for a in map(json.loads, text.splitlines()) if "add" in a]
+    assert stats and all(set(s["nullCount"]) == set(contract.TABLE_STATS_COLUMNS["scored_sessions"]) for s in stats)
+    assert min(s["minValues"]["session_id"] for s in stats) == "s1"
+    assert DeltaTable.forName(spark, name).toDF().where(F.col("session_id") == "s2").count() == 1

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from delta.tables import DeltaTable
 
-from raksha import cli, contract
+from raksha import cli
 from raksha.feedback import reports, verdict_file, verdict_merge, verdicts
 from raksha.feedback.verdict_file import VerdictFileError
 from raksha.platform import locks, runs, tables
@@ -24,26 +24,12 @@ DAY2 = DAY + dt.timedelta(days=1)
 HEADER = "session_id,dt,verdict,analyst,reviewed_at,note\n"
 
 
-def _scored(spark, day: dt.date, ids: list[str], run_id: str):
-    """scored_sessions rows as the job writes them (within the table's CHECK constraints)."""
-    start = dt.datetime.combine(day, dt.time(12))
-    at = dt.datetime.combine(day, dt.time(23))
-    rows = [
-        (sid, "u1", "d1", start, 0.1, 0.2, 0, 50.0, None, 0.1, 0, 0.1, 1, 10.0, "ALLOW", [], [], 5, 0, "ae", "seq")
-        + (run_id, at)
-        + (None,) * len(contract.CHALLENGER_FIELDS)
-        + (None,)  # user_baseline_score
-        for sid in ids
-    ]
-    return spark.createDataFrame(rows, contract.SCORED_SESSIONS_SCHEMA)
-
-
 @pytest.fixture
 def scored_cfg(spark, cfg):
     """scored_sessions holding s1..s6 on DAY and t1..t3 on DAY2 (nothing on other days)."""
     for day, ids in ((DAY, [f"s{i}" for i in range(1, 7)]), (DAY2, ["t1", "t2", "t3"])):
         run_id = runs.new_run_id("score")
-        tables.publish_day(spark, cfg, "scored_sessions", _scored(spark, day, ids, run_id), day, run_id)
+        tables.publish_day(spark, cfg, "scored_sessions", factories.scored_rows(spark, day, ids, run_id), day, run_id)
     return cfg
 
 

@@ -40,6 +40,7 @@ from raksha.platform.storage import Storage
 log = logging.getLogger(__name__)
 
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+STATS_COLUMNS = "delta.dataSkippingStatsColumns"  # the columns of contract.TABLE_STATS_COLUMNS
 COMMIT_FILE = re.compile(r"\d{20}\.json")  # a Delta log's commit: its version, zero-padded
 MIN_FILE_RETENTION_DAYS = 7  # Delta's own default for keeping replaced files' tombstones
 
@@ -109,6 +110,9 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
     if key in _ENSURED:
         return name
     constraints = contract.TABLE_CONSTRAINTS.get(table, {})
+    stats = (
+        {STATS_COLUMNS: ",".join(contract.TABLE_STATS_COLUMNS[table])} if table in contract.TABLE_STATS_COLUMNS else {}
+    )
     database = cfg.get("catalog.database")
     if not spark.catalog.databaseExists(database):  # created once (a CREATE IF NOT EXISTS warns when it exists)
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
@@ -121,6 +125,7 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
                 "delta.enableDeletionVectors": "false",
                 "delta.deletedFileRetentionDuration": f"interval {keep} days",
                 **{f"delta.constraints.{c}": expression for c, expression in constraints.items()},
+                **stats,
             }
             listed = ", ".join(f"'{k}' = '{v.replace(chr(39), chr(92) + chr(39))}'" for k, v in properties.items())
             spark.sql(
@@ -146,10 +151,12 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
         listed = ", ".join(f"`{f.name}` {f.dataType.simpleString()}" for f in added)
         spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({listed})")
         log.info("%s: added the columns %s", name, ", ".join(f.name for f in added))
-    present = {r["key"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
+    present = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
     for constraint, expression in constraints.items():
         if f"delta.constraints.{constraint}" not in present:
             spark.sql(f"ALTER TABLE {name} ADD CONSTRAINT {constraint} CHECK ({expression})")
+    if stats and present.get(STATS_COLUMNS) != stats[STATS_COLUMNS]:  # a table made before: files written from now
+        spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ('{STATS_COLUMNS}' = '{stats[STATS_COLUMNS]}')")
     _ENSURED.add(key)
     return name
 
