@@ -46,6 +46,18 @@ def test_session_sequences_orders_by_time_then_seq_no(spark):
     assert out["s2"]["action_tokens"] == [1]
 
 
+def test_events_tied_on_time_and_seq_no_give_one_sequence_whatever_their_order_in_the_log(spark):
+    t = dt.datetime(2026, 1, 1, 10, 0, 0)
+    tied = [("LOGOUT", 8), ("LOGIN", 1), ("SCAN_QR", 0), ("VIEW_BALANCE", contract.ACTIONS["VIEW_BALANCE"])]
+    found = set()
+    for order in (tied, tied[::-1], tied[1:] + tied[:1]):
+        rows = [("s1", "u", t, 1, action, None) for action, _ in order]
+        found.add(
+            tuple(session_sequences(spark.createDataFrame(rows, contract.ACTIONS_SCHEMA)).first()["action_tokens"])
+        )
+    assert found == {tuple(sorted(token for _, token in tied))}
+
+
 def test_session_windows_are_what_the_notebook_would_score_at_each_action():
     from raksha.scoring.scorers import session_windows
 

@@ -31,10 +31,14 @@ def _vocabulary_map() -> Column:
 def session_sequences(actions: DataFrame) -> DataFrame:
     """session_id, action_tokens (all actions, ordered by event_ts then seq_no), counts."""
     # each action's token is looked up on its own row, and the ordered tokens taken out of the sorted events as
-    # one field, so no per-session lambda runs (Spark interprets those, element by element)
+    # one field, so no per-session lambda runs (Spark interprets those, element by element). Events that tie on
+    # (event_ts, seq_no) are ordered by their token, which is all the sequence holds of them: the same tokens
+    # give the same sequence on every run. The action's name is not carried: the day's actions are collected
+    # per session (a sort, spilled at 10M sessions) with a fifth fewer bytes (the action log of the 1M bench,
+    # warm, alternating: 6.2/6.3 s -> 5.1/5.1 s)
     token = F.coalesce(_vocabulary_map()[F.col("action")], F.lit(contract.UNKNOWN_ACTION)).alias("token")
     ordered = actions.groupBy("session_id").agg(
-        F.array_sort(F.collect_list(F.struct("event_ts", "seq_no", "action", token))).alias("events")
+        F.array_sort(F.collect_list(F.struct("event_ts", "seq_no", token))).alias("events")
     )
     tokens = F.col("events")["token"]
     known = F.array_remove("action_tokens", contract.UNKNOWN_ACTION)
