@@ -16,7 +16,7 @@ from delta.tables import DeltaTable
 
 from raksha import contract
 from raksha.pipeline.daily import WRITTEN_TABLES, run
-from raksha.platform import tables
+from raksha.platform import session, tables
 from raksha.platform.session import SHUFFLE_PARTITIONS, hive_resources_dir, shuffle_partitions_for
 
 DAY = dt.date(2026, 3, 4)
@@ -189,3 +189,16 @@ def test_the_hive_folder_of_a_user_without_a_name_is_named_by_its_uid(monkeypatc
 
     monkeypatch.setattr("getpass.getuser", nameless)
     assert Path(hive_resources_dir()).name == f"raksha-hive-resources-{os.getuid()}"
+
+
+def test_the_driver_runs_the_throughput_collector_unless_a_collector_is_chosen(spark, monkeypatch):
+    beans = spark._jvm.java.lang.management.ManagementFactory.getGarbageCollectorMXBeans()
+    assert {bean.getName() for bean in beans} == {"PS Scavenge", "PS MarkSweep"}  # the shared session's JVM
+    for key in session.JVM_OPTIONS_ENV:
+        monkeypatch.delenv(key, raising=False)
+    options = "spark.driver.extraJavaOptions"
+    assert session.collector_conf({}) == {options: "-XX:+UseParallelGC"}
+    assert session.collector_conf({options: "-Dx=1"}) == {options: "-Dx=1 -XX:+UseParallelGC"}
+    assert session.collector_conf({options: "-Dx=1 -XX:+UseG1GC"}) == {}  # the configuration's choice
+    monkeypatch.setenv("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
+    assert session.collector_conf({}) == {}  # the environment's: two collectors would stop the JVM
