@@ -154,20 +154,20 @@ def build_session(cfg: Config, app_name: str | None = None) -> SparkSession:
 
     builder = SparkSession.builder.appName(app_name or cfg.get("spark.app_name"))
     master = cfg.get("spark.master", None)
+    launching = "PYSPARK_GATEWAY_PORT" not in os.environ  # this process starts the driver's JVM (not spark-submit)
     # Under spark-submit the JVM already has the master it was given: keep it.
-    if master and "PYSPARK_GATEWAY_PORT" not in os.environ:
+    if master and launching:
         builder = builder.master(master)
     if master and str(master).startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     conf = spark_conf(cfg)
-    if "PYSPARK_GATEWAY_PORT" in os.environ:
+    if not launching:
         _add_to_running_driver(jars.jar_paths())
     # Derby: its folder; PostgreSQL: the database and the Hive schema, once, before any session
     metastore.ensure_schema(cfg)
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:  # this process starts the driver's JVM
-        conf.update(collector_conf(conf))
     conf.update(jvm_console.console_conf(conf))
-    if "PYSPARK_GATEWAY_PORT" not in os.environ:
+    if launching:
+        conf.update(collector_conf(conf))
         launch = {**conf, "spark.app.name": app_name or cfg.get("spark.app_name")}
         jvm_console.launch_gateway({**launch, **({"spark.master": str(master)} if master else {})})
     for key, value in conf.items():

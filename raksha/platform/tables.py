@@ -110,9 +110,7 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
     if key in _ENSURED:
         return name
     constraints = contract.TABLE_CONSTRAINTS.get(table, {})
-    stats = (
-        {STATS_COLUMNS: ",".join(contract.TABLE_STATS_COLUMNS[table])} if table in contract.TABLE_STATS_COLUMNS else {}
-    )
+    stats = ",".join(contract.TABLE_STATS_COLUMNS.get(table, ()))  # empty: Delta's default statistics
     database = cfg.get("catalog.database")
     if not spark.catalog.databaseExists(database):  # created once (a CREATE IF NOT EXISTS warns when it exists)
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
@@ -125,7 +123,7 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
                 "delta.enableDeletionVectors": "false",
                 "delta.deletedFileRetentionDuration": f"interval {keep} days",
                 **{f"delta.constraints.{c}": expression for c, expression in constraints.items()},
-                **stats,
+                **({STATS_COLUMNS: stats} if stats else {}),
             }
             listed = ", ".join(f"'{k}' = '{v.replace(chr(39), chr(92) + chr(39))}'" for k, v in properties.items())
             spark.sql(
@@ -155,8 +153,8 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
     for constraint, expression in constraints.items():
         if f"delta.constraints.{constraint}" not in present:
             spark.sql(f"ALTER TABLE {name} ADD CONSTRAINT {constraint} CHECK ({expression})")
-    if stats and present.get(STATS_COLUMNS) != stats[STATS_COLUMNS]:  # a table made before: files written from now
-        spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ('{STATS_COLUMNS}' = '{stats[STATS_COLUMNS]}')")
+    if stats and present.get(STATS_COLUMNS) != stats:  # a table made before: the files written from now on
+        spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ('{STATS_COLUMNS}' = '{stats}')")
     _ENSURED.add(key)
     return name
 
