@@ -309,6 +309,21 @@ def test_delta_constraints_refuse_rows_that_break_the_contract(spark, cfg):
     assert DeltaTable.forName(spark, name).toDF().count() == 1
 
 
+def test_a_table_registered_elsewhere_while_it_is_created_is_refused_naming_both_places(
+    spark, cfg, monkeypatch, tmp_path
+):
+    """ensure_table describes a table only when it did not make it: one the catalog gained between its look and
+    its CREATE (another process's, at another folder) is checked as any registered table, not taken as made."""
+    name = tables.table_name(cfg, "quarantine")
+    elsewhere = tmp_path / "elsewhere"
+    spark.createDataFrame([], contract.QUARANTINE_SCHEMA).write.format("delta").save(str(elsewhere))
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{cfg.get('catalog.database')}`")
+    spark.sql(f"CREATE TABLE {name} USING delta LOCATION '{elsewhere}'")
+    monkeypatch.setattr(spark.catalog, "tableExists", lambda *args, **kwargs: False)  # looked before it came
+    with pytest.raises(tables.CatalogError, match=r"registered at .*elsewhere, but paths.warehouse puts it at "):
+        tables.ensure_table(spark, cfg, "quarantine")
+
+
 def test_the_files_of_a_days_sessions_record_statistics_of_the_columns_their_readers_filter_by(spark, cfg):
     """scored_sessions' data files record minimum, maximum and null count of contract.TABLE_STATS_COLUMNS
     only (Delta's default is the first 32 columns); a table an older raksha made gets the setting, for the

@@ -100,36 +100,67 @@ _ENSURED: set[tuple[str, str, str]] = set()  # (application, table name, locatio
 def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
     """Create ``{database}.{table}`` as a Delta table at its warehouse folder, with its constraints.
 
-    A new table gets its properties and constraints in its one CREATE commit; a table whose folder
-    holds a Delta table already (the catalog is new, or lost it) is registered as it is, and any
-    constraint it lacks is added. Each is a commit: call it holding the table's commit lock.
+    A new table gets its properties and constraints in its one CREATE commit, and is not described
+    again (it is the contract's, as made). A table whose folder holds a Delta table already (the
+    catalog is new, or lost it) is registered as it is; a table registered before (or by another
+    process meanwhile) is checked against the contract: its location and provider, the columns the
+    contract added since, its constraints and statistics columns. Each is a commit: call it holding
+    the table's commit lock.
     """
     name = table_name(cfg, table)
     location = table_location(cfg, table)
     key = (spark.sparkContext.applicationId, name, location)
     if key in _ENSURED:
         return name
-    constraints = contract.TABLE_CONSTRAINTS.get(table, {})
-    stats = ",".join(contract.TABLE_STATS_COLUMNS.get(table, ()))  # empty: Delta's default statistics
     database = cfg.get("catalog.database")
     if not spark.catalog.databaseExists(database):  # created once (a CREATE IF NOT EXISTS warns when it exists)
         spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    created = False
     if not spark.catalog.tableExists(name):
         if DeltaTable.isDeltaTable(spark, location):
             spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION '{location}'")
         else:
-            keep = max(MIN_FILE_RETENTION_DAYS, math.ceil(retention_days(cfg)))
-            properties = {
-                "delta.enableDeletionVectors": "false",
-                "delta.deletedFileRetentionDuration": f"interval {keep} days",
-                **{f"delta.constraints.{c}": expression for c, expression in constraints.items()},
-                **({STATS_COLUMNS: stats} if stats else {}),
-            }
-            listed = ", ".join(f"'{k}' = '{v.replace(chr(39), chr(92) + chr(39))}'" for k, v in properties.items())
-            spark.sql(
-                f"CREATE TABLE IF NOT EXISTS {name} ({_ddl(contract.OUTPUT_SCHEMAS[table])}) USING delta "
-                f"PARTITIONED BY (dt) LOCATION '{location}' TBLPROPERTIES ({listed})"
-            )
+            created = _create(spark, cfg, table, name, location)
+    if not created:
+        _check_registered(spark, table, name, location)
+    _ENSURED.add(key)
+    return name
+
+
+def _create(spark: SparkSession, cfg: Config, table: str, name: str, location: str) -> bool:
+    """CREATE ``name`` at ``location`` as the contract defines ``table``; False when the catalog holds the
+    name already (registered meanwhile: the caller checks what is there)."""
+    from pyspark.errors import AnalysisException
+
+    keep = max(MIN_FILE_RETENTION_DAYS, math.ceil(retention_days(cfg)))
+    stats = _stats_columns(table)
+    properties = {
+        "delta.enableDeletionVectors": "false",
+        "delta.deletedFileRetentionDuration": f"interval {keep} days",
+        **{f"delta.constraints.{c}": e for c, e in contract.TABLE_CONSTRAINTS.get(table, {}).items()},
+        **({STATS_COLUMNS: stats} if stats else {}),
+    }
+    listed = ", ".join(f"'{k}' = '{v.replace(chr(39), chr(92) + chr(39))}'" for k, v in properties.items())
+    try:
+        spark.sql(
+            f"CREATE TABLE {name} ({_ddl(contract.OUTPUT_SCHEMAS[table])}) USING delta "
+            f"PARTITIONED BY (dt) LOCATION '{location}' TBLPROPERTIES ({listed})"
+        )
+    except AnalysisException as exc:
+        if exc.getCondition() != "TABLE_OR_VIEW_ALREADY_EXISTS":
+            raise
+        return False
+    return True
+
+
+def _stats_columns(table: str) -> str:
+    """The value of ``table``'s ``STATS_COLUMNS`` property (empty: Delta's default statistics)."""
+    return ",".join(contract.TABLE_STATS_COLUMNS.get(table, ()))
+
+
+def _check_registered(spark: SparkSession, table: str, name: str, location: str) -> None:
+    """A table the catalog held before this process made it: where it is, that it is Delta, and what the
+    contract added since (nullable columns, constraints, statistics columns) added to it."""
     described = {r["col_name"]: r["data_type"] for r in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()}
     if _normalize(described.get("Location", "")) != _normalize(location):
         raise CatalogError(
@@ -150,13 +181,12 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
         spark.sql(f"ALTER TABLE {name} ADD COLUMNS ({listed})")
         log.info("%s: added the columns %s", name, ", ".join(f.name for f in added))
     present = {r["key"]: r["value"] for r in spark.sql(f"SHOW TBLPROPERTIES {name}").collect()}
-    for constraint, expression in constraints.items():
+    for constraint, expression in contract.TABLE_CONSTRAINTS.get(table, {}).items():
         if f"delta.constraints.{constraint}" not in present:
             spark.sql(f"ALTER TABLE {name} ADD CONSTRAINT {constraint} CHECK ({expression})")
+    stats = _stats_columns(table)
     if stats and present.get(STATS_COLUMNS) != stats:  # a table made before: the files written from now on
         spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ('{STATS_COLUMNS}' = '{stats}')")
-    _ENSURED.add(key)
-    return name
 
 
 def commit_metadata(run_id: str, days: Sequence[dt.date], **extra: Any) -> str:
