@@ -4,7 +4,8 @@ It reads both inputs of the day (sessions and action log Parquet), builds each s
 last-10 action sequence (actions ordered by seq_no, mapped to the LSTM notebook's tokens, unknown
 actions 0), joins it to the sessions and writes the result as one day of a Delta table (Spark's Delta
 writer, ``replaceWhere`` on the day, one commit), the table format raksha publishes (with the file
-statistics of scored_sessions, ``contract.TABLE_STATS_COLUMNS``). No validation,
+statistics of scored_sessions, ``contract.TABLE_STATS_COLUMNS``, and no dictionary for columns of
+nearly distinct values, ``contract.TABLE_PLAIN_COLUMNS``). No validation,
 no model, no decision, no queue, no audit, no catalog table. Same session and settings as raksha's
 (``spark_child`` builds it with ``load_config`` and ``build_session``).
 """
@@ -55,18 +56,29 @@ def run_bare(spark, sessions_root: str, actions_root: str, warehouse: str, day: 
     location = f"{warehouse.rstrip('/')}/{BARE_TABLE}"
     mark("read")
     frame = bare_frame(spark, f"{sessions_root.rstrip('/')}/{part}", f"{actions_root.rstrip('/')}/{part}")
-    # the file statistics raksha's scored_sessions records (of the columns this table has), not Delta's default
+    # the file statistics raksha's scored_sessions records (of the columns this table has), not Delta's default;
+    # and, as raksha's tables, no Parquet dictionary for columns of nearly distinct values (the ids and times
+    # scored_sessions writes plain, and the sessions' continuous features): the session's settings reach the
+    # Parquet writer
     stats = [c for c in contract.TABLE_STATS_COLUMNS["scored_sessions"] if c in frame.columns]
+    plain = [c for c in contract.TABLE_PLAIN_COLUMNS["scored_sessions"] if c in frame.columns]
+    plain += [f.name for f in frame.schema.fields if f.dataType.simpleString() == "double" and f.name not in plain]
     mark("write")
-    (
-        frame.withColumn("dt", F.lit(day.isoformat()))
-        .write.format("delta")
-        .option("delta.dataSkippingStatsColumns", ",".join(stats))
-        .mode("overwrite")
-        .option("replaceWhere", f"dt = '{day.isoformat()}'")
-        .partitionBy("dt")
-        .save(location)
-    )
+    for column in plain:
+        spark.conf.set(f"parquet.enable.dictionary#{column}", "false")
+    try:
+        (
+            frame.withColumn("dt", F.lit(day.isoformat()))
+            .write.format("delta")
+            .option("delta.dataSkippingStatsColumns", ",".join(stats))
+            .mode("overwrite")
+            .option("replaceWhere", f"dt = '{day.isoformat()}'")
+            .partitionBy("dt")
+            .save(location)
+        )
+    finally:
+        for column in plain:
+            spark.conf.unset(f"parquet.enable.dictionary#{column}")
     return location
 
 

@@ -324,6 +324,31 @@ def test_a_table_registered_elsewhere_while_it_is_created_is_refused_naming_both
         tables.ensure_table(spark, cfg, "quarantine")
 
 
+@pytest.mark.parametrize("made", ["by this raksha", "by an older raksha"])
+def test_the_columns_of_nearly_distinct_values_are_written_without_a_dictionary(spark, cfg, made):
+    """scored_sessions' contract.TABLE_PLAIN_COLUMNS (Parquet paths of its files) are written plain; its columns
+    of few values keep Parquet's dictionary. A table an older raksha made gets the setting, for the files
+    written from then on."""
+    import pyarrow.parquet as pq
+
+    location = tables.table_location(cfg, "scored_sessions")
+    if made == "by an older raksha":
+        older = spark.createDataFrame([], contract.SCORED_SESSIONS_SCHEMA).withColumn("dt", F.lit("").cast("string"))
+        older.write.format("delta").partitionBy("dt").save(location)  # Parquet's defaults, no data file
+    rows = factories.scored_rows(spark, DAY, [f"s{i}" for i in range(50)], "score-x")
+    tables.publish_day(spark, cfg, "scored_sessions", rows, DAY, "score-x")
+    dictionary = {}
+    for path in Path(location).rglob("*.parquet"):
+        metadata = pq.ParquetFile(path).metadata
+        for i in range(metadata.num_columns):
+            column = metadata.row_group(0).column(i)
+            dictionary[column.path_in_schema] = column.has_dictionary_page
+    plain = set(contract.TABLE_PLAIN_COLUMNS["scored_sessions"])
+    assert dictionary and plain <= set(dictionary)  # each is a column of the files, as Parquet names it
+    assert [c for c in sorted(plain) if dictionary[c]] == []
+    assert dictionary["decision"] and dictionary["run_id"]
+
+
 def test_the_files_of_a_days_sessions_record_statistics_of_the_columns_their_readers_filter_by(spark, cfg):
     """scored_sessions' data files record minimum, maximum and null count of contract.TABLE_STATS_COLUMNS
     only (Delta's default is the first 32 columns); a table an older raksha made gets the setting, for the

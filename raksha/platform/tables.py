@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 STATS_COLUMNS = "delta.dataSkippingStatsColumns"  # the columns of contract.TABLE_STATS_COLUMNS
+PLAIN_COLUMN = "parquet.enable.dictionary#{}"  # false for each of contract.TABLE_PLAIN_COLUMNS (Delta hands a
+# table's properties to its Parquet writers)
 COMMIT_FILE = re.compile(r"\d{20}\.json")  # a Delta log's commit: its version, zero-padded
 MIN_FILE_RETENTION_DAYS = 7  # Delta's own default for keeping replaced files' tombstones
 
@@ -104,7 +106,7 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
     again (it is the contract's, as made). A table whose folder holds a Delta table already (the
     catalog is new, or lost it) is registered as it is; a table registered before (or by another
     process meanwhile) is checked against the contract: its location and provider, the columns the
-    contract added since, its constraints and statistics columns. Each is a commit: call it holding
+    contract added since, its constraints and how its files are written. Each is a commit: call it holding
     the table's commit lock.
     """
     name = table_name(cfg, table)
@@ -133,18 +135,16 @@ def _create(spark: SparkSession, cfg: Config, table: str, name: str, location: s
     from pyspark.errors import AnalysisException
 
     keep = max(MIN_FILE_RETENTION_DAYS, math.ceil(retention_days(cfg)))
-    stats = _stats_columns(table)
     properties = {
         "delta.enableDeletionVectors": "false",
         "delta.deletedFileRetentionDuration": f"interval {keep} days",
         **{f"delta.constraints.{c}": e for c, e in contract.TABLE_CONSTRAINTS.get(table, {}).items()},
-        **({STATS_COLUMNS: stats} if stats else {}),
+        **_layout_properties(table),
     }
-    listed = ", ".join(f"'{k}' = '{v.replace(chr(39), chr(92) + chr(39))}'" for k, v in properties.items())
     try:
         spark.sql(
             f"CREATE TABLE {name} ({_ddl(contract.OUTPUT_SCHEMAS[table])}) USING delta "
-            f"PARTITIONED BY (dt) LOCATION '{location}' TBLPROPERTIES ({listed})"
+            f"PARTITIONED BY (dt) LOCATION '{location}' TBLPROPERTIES ({_listed(properties)})"
         )
     except AnalysisException as exc:
         if exc.getCondition() != "TABLE_OR_VIEW_ALREADY_EXISTS":
@@ -153,14 +153,22 @@ def _create(spark: SparkSession, cfg: Config, table: str, name: str, location: s
     return True
 
 
-def _stats_columns(table: str) -> str:
-    """The value of ``table``'s ``STATS_COLUMNS`` property (empty: Delta's default statistics)."""
-    return ",".join(contract.TABLE_STATS_COLUMNS.get(table, ()))
+def _layout_properties(table: str) -> dict[str, str]:
+    """``table``'s properties for how its files are written: the columns whose statistics they record
+    (none: Delta's default) and those written without a dictionary."""
+    stats = ",".join(contract.TABLE_STATS_COLUMNS.get(table, ()))
+    plain = {PLAIN_COLUMN.format(c): "false" for c in contract.TABLE_PLAIN_COLUMNS.get(table, ())}
+    return {**({STATS_COLUMNS: stats} if stats else {}), **plain}
+
+
+def _listed(properties: dict[str, str]) -> str:
+    """``properties`` as the list of a TBLPROPERTIES clause."""
+    return ", ".join(f"'{k}' = '{v.replace(chr(39), chr(92) + chr(39))}'" for k, v in properties.items())
 
 
 def _check_registered(spark: SparkSession, table: str, name: str, location: str) -> None:
     """A table the catalog held before this process made it: where it is, that it is Delta, and what the
-    contract added since (nullable columns, constraints, statistics columns) added to it."""
+    contract added since (nullable columns, constraints, how its files are written) added to it."""
     described = {r["col_name"]: r["data_type"] for r in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()}
     if _normalize(described.get("Location", "")) != _normalize(location):
         raise CatalogError(
@@ -184,9 +192,10 @@ def _check_registered(spark: SparkSession, table: str, name: str, location: str)
     for constraint, expression in contract.TABLE_CONSTRAINTS.get(table, {}).items():
         if f"delta.constraints.{constraint}" not in present:
             spark.sql(f"ALTER TABLE {name} ADD CONSTRAINT {constraint} CHECK ({expression})")
-    stats = _stats_columns(table)
-    if stats and present.get(STATS_COLUMNS) != stats:  # a table made before: the files written from now on
-        spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ('{STATS_COLUMNS}' = '{stats}')")
+    # a table made before: its layout for the files written from now on
+    changed = {k: v for k, v in _layout_properties(table).items() if present.get(k) != v}
+    if changed:
+        spark.sql(f"ALTER TABLE {name} SET TBLPROPERTIES ({_listed(changed)})")
 
 
 def commit_metadata(run_id: str, days: Sequence[dt.date], **extra: Any) -> str:
