@@ -41,8 +41,9 @@ log = logging.getLogger(__name__)
 
 USER_METADATA_CONF = "spark.databricks.delta.commitInfo.userMetadata"
 STATS_COLUMNS = "delta.dataSkippingStatsColumns"  # the columns of contract.TABLE_STATS_COLUMNS
-PLAIN_COLUMN = "parquet.enable.dictionary#{}"  # false for each of contract.TABLE_PLAIN_COLUMNS (Delta hands a
-# table's properties to its Parquet writers)
+# a column's Parquet dictionary, off ("false") for each of contract.TABLE_PLAIN_COLUMNS: Delta hands a table's
+# properties to its Parquet writers
+PLAIN_COLUMN = "parquet.enable.dictionary#{}"
 COMMIT_FILE = re.compile(r"\d{20}\.json")  # a Delta log's commit: its version, zero-padded
 MIN_FILE_RETENTION_DAYS = 7  # Delta's own default for keeping replaced files' tombstones
 
@@ -106,8 +107,8 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
     again (it is the contract's, as made). A table whose folder holds a Delta table already (the
     catalog is new, or lost it) is registered as it is; a table registered before (or by another
     process meanwhile) is checked against the contract: its location and provider, the columns the
-    contract added since, its constraints and how its files are written. Each is a commit: call it holding
-    the table's commit lock.
+    contract added since, its constraints and how its files are written. Each is a commit: call it
+    holding the table's commit lock.
     """
     name = table_name(cfg, table)
     location = table_location(cfg, table)
