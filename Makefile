@@ -34,8 +34,8 @@ demo: setup ## generate four days of history and a day of sample data, build the
 	$(BIN)/raksha score --date $(DAY) $(DEMO_SETS)
 
 TEST_WORKERS ?= 2
-test: setup ## run the test suite (TEST_WORKERS=2 processes, each with its own shared SparkSession; a file stays in one)
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25 tests
+test: setup ## run the test suite (TEST_WORKERS=2 processes, each with its own shared SparkSession; a file stays in one; the longest files first, tests/conftest.py)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25 tests
 
 cluster-test: setup ## only the cluster test: a standalone master and two workers on 127.0.0.1, raksha submit, output equal to local mode
 	$(BIN)/python -m pytest -q -m cluster tests
