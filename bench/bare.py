@@ -50,6 +50,7 @@ def run_bare(spark, sessions_root: str, actions_root: str, warehouse: str, day: 
     from pyspark.sql import functions as F
 
     from raksha import contract
+    from raksha.platform.tables import PLAIN_COLUMN
 
     mark = mark or (lambda _phase: None)
     part = f"dt={day.isoformat()}"
@@ -65,7 +66,7 @@ def run_bare(spark, sessions_root: str, actions_root: str, warehouse: str, day: 
     plain += [f.name for f in frame.schema.fields if f.dataType.simpleString() == "double" and f.name not in plain]
     mark("write")
     for column in plain:
-        spark.conf.set(f"parquet.enable.dictionary#{column}", "false")
+        spark.conf.set(PLAIN_COLUMN.format(column), "false")
     try:
         (
             frame.withColumn("dt", F.lit(day.isoformat()))
@@ -78,7 +79,7 @@ def run_bare(spark, sessions_root: str, actions_root: str, warehouse: str, day: 
         )
     finally:
         for column in plain:
-            spark.conf.unset(f"parquet.enable.dictionary#{column}")
+            spark.conf.unset(PLAIN_COLUMN.format(column))
     return location
 
 

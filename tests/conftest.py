@@ -33,8 +33,9 @@ def test_config(root: Path, *sets: str) -> Config:
 # The modules that take longest, longest first: seconds of test time in a clean run (`make test` at e707598,
 # the two workers' times summed per module). `make test` hands whole modules to its two workers in collection
 # order (--dist loadfile --no-loadscope-reorder; xdist's own order is by tests per module, which left the
-# long one-test modules for the end, one worker finishing minutes after the other): long ones first, and
-# the many short ones fill both workers' ends evenly. A module not listed keeps its place after these.
+# long one-test modules for the end): long ones first, and the many short ones fill both workers' ends
+# evenly. Two clean runs an hour apart: 30:09 of pytest in this order, 31:13 in xdist's. A module not
+# listed keeps its place after these.
 LONGEST_MODULES = {
     "test_faults": 320,
     "test_bad_inputs": 290,
