@@ -8,6 +8,11 @@ statistics of scored_sessions, ``contract.TABLE_STATS_COLUMNS``, and no dictiona
 nearly distinct values, ``contract.TABLE_PLAIN_COLUMNS``). No validation,
 no model, no decision, no queue, no audit, no catalog table. Same session and settings as raksha's
 (``spark_child`` builds it with ``load_config`` and ``build_session``).
+
+Variant m, the bare floor with the models: the same job, each session also carrying its whole ordered
+token list (``action_tokens``) and scored by raksha's one scoring UDF (``raksha.scoring.udfs.score_models``,
+the promoted versions of both models, their reasons included) before the write. What any job that runs
+these two models on the day must pay: the part of raksha's time that is not its pipeline.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ from typing import Any
 BARE_TABLE = "bare_sessions"  # under paths.warehouse, by path (not registered in the catalog)
 
 
-def bare_frame(spark, sessions_path: str, actions_path: str):
-    """Sessions joined with their ordered last-10 action tokens (``last_actions``, ``action_count``)."""
+def bare_frame(spark, sessions_path: str, actions_path: str, all_tokens: bool = False):
+    """Sessions joined with their ordered last-10 action tokens (``last_actions``, ``action_count``); with
+    ``all_tokens``, each session's whole ordered list too (``action_tokens``, what the sequence model scores)."""
     from pyspark.sql import functions as F
 
     from raksha import contract
@@ -38,14 +44,19 @@ def bare_frame(spark, sessions_path: str, actions_path: str):
             "last_actions"
         ),
         count.alias("action_count"),
+        *([tokens.alias("action_tokens")] if all_tokens else []),
     )
-    return sessions.join(last, on="session_id", how="left")
+    joined = sessions.join(last, on="session_id", how="left")
+    if all_tokens:  # a session without actions scores an empty sequence, as in raksha
+        joined = joined.withColumn("action_tokens", F.coalesce("action_tokens", F.array().cast("array<int>")))
+    return joined
 
 
-def run_bare(spark, sessions_root: str, actions_root: str, warehouse: str, day: dt.date, mark=None) -> str:
+def run_bare(spark, sessions_root: str, actions_root: str, warehouse: str, day: dt.date, mark=None, score=None) -> str:
     """Read, sequence, join and write ``day`` as one Delta commit; the table's location.
 
     ``mark(phase)``, when given, is called as the job enters its read and its write (the breakdown's phases).
+    ``score``, when given, takes the joined frame (with ``action_tokens``) and returns it scored (variant m).
     """
     from pyspark.sql import functions as F
 
@@ -56,7 +67,11 @@ def run_bare(spark, sessions_root: str, actions_root: str, warehouse: str, day: 
     part = f"dt={day.isoformat()}"
     location = f"{warehouse.rstrip('/')}/{BARE_TABLE}"
     mark("read")
-    frame = bare_frame(spark, f"{sessions_root.rstrip('/')}/{part}", f"{actions_root.rstrip('/')}/{part}")
+    frame = bare_frame(
+        spark, f"{sessions_root.rstrip('/')}/{part}", f"{actions_root.rstrip('/')}/{part}", score is not None
+    )
+    if score is not None:  # lazily: the models run in the write's job
+        frame = score(frame)
     # the file statistics raksha's scored_sessions records (of the columns this table has), not Delta's default;
     # and, as raksha's tables, no Parquet dictionary for columns of nearly distinct values (the ids and times
     # scored_sessions writes plain, and the sessions' continuous features): the session's settings reach the

@@ -23,6 +23,9 @@ e. crossing (only when asked, ``--variants a,e,b``): raksha's pandas UDF with a 
 f. raksha-keras (only when asked): raksha with ``scoring.runtime: keras`` (TensorFlow in the workers).
 h. raksha-no-baselines (only when asked): raksha with ``baseline.enabled: false``, so the table shows what the user
    baselines cost (issue 15: at most 15% of raksha's time).
+m. bare-models (only when asked): the bare floor whose sessions are also scored by both models through raksha's
+   scoring UDF (their reasons included): what running the models costs on top of moving the data, the least
+   any job that scores the day with them pays.
 
 Per day it prints a table (wall seconds, sessions/s, ratios to the bare floor and to the floor, peak RSS
 of the driver JVM and of the largest Python worker, CPU seconds of the JVM and of the Python workers), the
@@ -251,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--variants",
         type=_variants,
         help="g,a,b,c,d (bare, floor, raksha, recipe, notebook; default), e (crossing: the UDF without the models), "
-        "f (raksha-keras: scoring.runtime=keras), h (raksha-no-baselines: baseline.enabled=false); with --scale, "
+        "f (raksha-keras: scoring.runtime=keras), h (raksha-no-baselines: baseline.enabled=false), m (bare-models: "
+        "the bare floor with both models scoring every session); with --scale, "
         "those of g,b,a (default: all three)",
     )
     parser.add_argument(

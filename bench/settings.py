@@ -29,7 +29,9 @@ VARIANTS = {
     "e": "crossing",
     "f": "raksha-keras",
     "h": "raksha-no-baselines",
+    "m": "bare-models",
 }
+BARE_VARIANTS = ("g", "m")  # bare.run_bare (m: with the models), not raksha's pipeline
 DEFAULT_VARIANTS = ["g", "a", "b", "c", "d"]
 WITH_BASELINES = ("a", "b", "c", "e", "f")  # raksha.pipeline.daily.run with baseline.enabled (h: disabled)
 DAYS = ("generated", "stress")  # --day both runs them in this order

@@ -1,4 +1,4 @@
-"""One Spark variant, in the child process ``bench/run.py --child X`` (a, b, c, e, f or g): its own JVM, its
+"""One Spark variant, in the child process ``bench/run.py --child X`` (a, b, c, e, f, g, h or m): its own JVM, its
 own Python workers, its own warehouse, metastore and event log under ``WORK/out/<day>/<variant>``; a JSON
 result with the driver's phase marks (``phases``), from which the parent reads the stage breakdown
 (``breakdown``) out of the event log."""
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from phases import PhaseClock
-from settings import DAY, HISTORY_DAY, VARIANTS, bench_sets, event_log_sets
+from settings import BARE_VARIANTS, DAY, HISTORY_DAY, VARIANTS, bench_sets, event_log_sets
 from variants import score_models_stand_in
 
 
@@ -19,8 +19,8 @@ def child_spark(variant: str, raw: Path, out: Path, result_path: Path, profile: 
     """Run ``variant`` once in this process on the day under ``raw``; write a JSON result.
 
     a, b, c, e, f, h: ``raksha.pipeline.daily.run`` (with a stand-in for its scoring step for a, c, e);
-    g: the bare floor (``bare.run_bare``). ``profile``: with Spark's cProfile of every Python UDF
-    (``spark.sql.pyspark.udf.profiler=perf``).
+    g: the bare floor (``bare.run_bare``); m: the bare floor with the models. ``profile``: with Spark's
+    cProfile of every Python UDF (``spark.sql.pyspark.udf.profiler=perf``).
     """
     from raksha.config import load_config
     from raksha.platform.session import build_session
@@ -37,7 +37,7 @@ def child_spark(variant: str, raw: Path, out: Path, result_path: Path, profile: 
     cfg = load_config(sets=sets)
     clock_phases = PhaseClock()
     patched: list[str] = []
-    if variant != "g":
+    if variant not in BARE_VARIANTS:
         from raksha.pipeline import daily
 
         stand_in = score_models_stand_in(variant, cfg.path("models"))
@@ -53,8 +53,8 @@ def child_spark(variant: str, raw: Path, out: Path, result_path: Path, profile: 
         clock = time.monotonic()
         clock_phases.mark("setup")
         payload: dict[str, Any]
-        if variant == "g":
-            payload = _run_bare(spark, cfg, clock_phases)
+        if variant in BARE_VARIANTS:
+            payload = _run_bare(spark, cfg, clock_phases, models=variant == "m")
         else:
             payload = _run_pipeline(spark, cfg, clock_phases)
         payload["wall_s"] = time.monotonic() - clock
@@ -106,12 +106,33 @@ def _run_pipeline(spark, cfg, clock_phases: PhaseClock) -> dict[str, Any]:
     }
 
 
-def _run_bare(spark, cfg, clock_phases: PhaseClock) -> dict[str, Any]:
+def _run_bare(spark, cfg, clock_phases: PhaseClock, models: bool = False) -> dict[str, Any]:
     from bare import run_bare
 
-    location = run_bare(spark, cfg.path("sessions"), cfg.path("actions"), cfg.path("warehouse"), DAY, clock_phases.mark)
+    score = _models_step(spark, cfg) if models else None
+    location = run_bare(
+        spark, cfg.path("sessions"), cfg.path("actions"), cfg.path("warehouse"), DAY, clock_phases.mark, score
+    )
     clock_phases.end()
     return {"table": location}
+
+
+def _models_step(spark, cfg):
+    """Variant m's scoring: the promoted versions of both models, read and broadcast as the nightly job does
+    (``raksha.pipeline.daily.run``), through its one UDF (``udfs.score_models``) with the configured threads,
+    runtime and windows."""
+    from raksha import contract
+    from raksha.models import artifacts, runtimes
+    from raksha.platform.storage import Storage
+    from raksha.scoring import model_cache
+    from raksha.scoring.udfs import BroadcastModel, score_models
+
+    store, runtime = Storage(spark), runtimes.configured(cfg)
+    ae = BroadcastModel.of(spark, artifacts.load_version(cfg.path("models"), contract.AE_MODEL, store=store), runtime)
+    seq = BroadcastModel.of(spark, artifacts.load_version(cfg.path("models"), contract.SEQ_MODEL, store=store), runtime)
+    counter = spark.sparkContext.accumulator({}, model_cache.CounterParam())
+    threads, windows = int(cfg.get("scoring.threads_per_worker")), int(cfg.get("scoring.max_windows_per_session"))
+    return lambda frame: score_models(frame, ae, seq, threads, counter, windows)
 
 
 def _after_run(spark, cfg, variant: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -121,7 +142,7 @@ def _after_run(spark, cfg, variant: str, payload: dict[str, Any]) -> dict[str, A
 
     from raksha.platform import tables
 
-    if variant == "g":
+    if variant in BARE_VARIANTS:
         from bare import commit_metrics
 
         commit = commit_metrics(spark, payload["table"])
