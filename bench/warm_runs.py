@@ -12,7 +12,7 @@ them run against run.
 Each of ``--runs`` days is scored twice (a first run, then a rerun of the same date) into a configuration
 of its own under a temporary folder, with the tests' settings (``tests/conftest.test_config``: local[2],
 report and user baselines off unless ``--baselines``; the shared session's ``SESSION_SETS`` without its
-``SESSION_TUNING``, which ``--set`` adds back) and untrained models.
+``SESSION_TUNING``, which ``--set`` adds back; ``conf/base.yaml`` beneath) and untrained models.
 """
 
 from __future__ import annotations

@@ -13,9 +13,6 @@ BIN = Path(sys.executable).parent
 # collector cost it less CPU than C2 compiling in the background (a cold small day: about 15% less). The
 # shared test sessions keep C2: they live the whole run, and their warm runs are faster with it.
 SHORT_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
-# and, as the shared test sessions (conftest.SESSION_TUNING), without PySpark's DataFrame debugging: a system
-# property spark.* is a Spark setting of the command's session
-COMMAND_JVM_OPTIONS = f"{SHORT_JVM_OPTIONS} -Dspark.python.sql.dataFrameDebugging.enabled=false"
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -24,7 +21,7 @@ def environment(**extra: str) -> dict[str, str]:
     spark-submit starts a short one (``SHORT_JVM_OPTIONS`` through ``SPARK_SUBMIT_OPTS``), plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYSPARK_GATEWAY")}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("SPARK_SUBMIT_OPTS", COMMAND_JVM_OPTIONS)
+    env.setdefault("SPARK_SUBMIT_OPTS", SHORT_JVM_OPTIONS)
     env.update(extra)
     return env
 

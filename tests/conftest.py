@@ -80,10 +80,6 @@ SESSION_SETS = [
 SESSION_TUNING = [
     # the session compiles every test's plans: keep them all (a run's ~220 classes, compiled once, not per test)
     "spark.conf.spark.sql.codegen.cache.maxEntries=4000",
-    # PySpark's DataFrame debugging (on by default) sends each functions.* call's Python call site to the
-    # JVM: four more py4j round trips per call, some 1,500 calls a run. Off, a warm rerun of a small day
-    # takes 8.3-8.8 s instead of 10.9-11.4 s (bench/warm_runs.py); errors lose only that call site
-    "spark.conf.spark.python.sql.dataFrameDebugging.enabled=false",
 ]
 
 
