@@ -9,6 +9,7 @@ from typing import Any
 
 from raksha.cli import _date, common_parser, date_window_args, setup_logging  # noqa: F401 - jobs/ import date_window_args from here
 from raksha.config import Config, load_config
+from raksha.errors import first_line
 
 
 def run_job(
@@ -28,13 +29,13 @@ def run_job(
         cfg = load_config(args.conf, args.set)
         spark = build_session(cfg, name)
     except Exception as exc:
-        print(f"{name}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        print(f"{name}: error: {first_line(exc)}", file=sys.stderr)
         return 1
     try:
         body(spark, cfg, args)
         return 0
     except Exception as exc:
-        print(f"{name}: error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        print(f"{name}: error: {first_line(exc)}", file=sys.stderr)
         return 1
     finally:
         spark.stop()

@@ -202,3 +202,30 @@ def test_the_driver_runs_the_throughput_collector_unless_a_collector_is_chosen(s
     assert session.collector_conf({options: "-Dx=1 -XX:+UseG1GC"}) == {}  # the configuration's choice
     monkeypatch.setenv("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC")
     assert session.collector_conf({}) == {}  # the environment's: two collectors would stop the JVM
+
+
+@pytest.mark.parametrize(("command", "table"), [("score", "verdicts"), ("baseline build", contract.USER_BASELINES)])
+def test_a_table_registered_in_another_warehouse_is_refused_before_anything_is_read(
+    spark, cfg, day_input, monkeypatch, tmp_path, command, table
+):
+    """A warehouse moved or copied without its catalog: the catalog still names the old folders. The run (or a
+    baseline build) stops before it reads its input, naming both places, instead of reading the user baselines,
+    verdicts or published days of the other warehouse by name and being refused only at its first commit."""
+    from raksha.baselines import nightly
+
+    elsewhere = tmp_path / "other-warehouse" / table
+    spark.createDataFrame([], contract.OUTPUT_SCHEMAS[table]).write.format("delta").save(str(elsewhere))
+    spark.sql(f"CREATE DATABASE IF NOT EXISTS `{cfg.get('catalog.database')}`")
+    spark.sql(f"CREATE TABLE {tables.table_name(cfg, table)} USING delta LOCATION '{elsewhere}'")
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("the input was read")
+
+    monkeypatch.setattr("raksha.ingest.inputs.read_sessions", no_read)
+    expected = rf"{table} is registered at .*other-warehouse/{table}, but paths.warehouse puts it at "
+    with pytest.raises(tables.CatalogError, match=expected):
+        if command == "score":
+            run(spark, cfg, DAY)
+        else:
+            nightly.build(spark, cfg, DAY, DAY)
+    assert not Path(cfg.path("warehouse"), table).exists()

@@ -118,6 +118,29 @@ def test_raksha_report_is_a_command():
 # --- through Spark: the nightly job and raksha report ---
 
 
+def test_a_report_that_fails_is_a_one_line_warning_and_its_traceback_is_for_verbose(tmp_path, monkeypatch, caplog):
+    """The day is published already: the run warns in one line (run_log's warnings name the command that
+    writes the report again); the traceback is logged at DEBUG, which ``--verbose`` shows."""
+    import logging
+
+    from raksha.pipeline import daily
+
+    def fails(*args, **kwargs):
+        raise ValueError("no room for the picture\nsecond line")
+
+    monkeypatch.setattr(report, "nightly", fails)
+    caplog.set_level(logging.DEBUG, logger="raksha")
+    paths, warnings, psi = daily.nightly_report(
+        None, config_under(tmp_path, "report.enabled=true"), REFERENCE_DAY, None, {"run_id": "r"}, None, None
+    )
+    assert (paths, psi) == ({}, {})
+    assert warnings == [f"REPORT_NOT_WRITTEN: no room for the picture (raksha report --date {REFERENCE_DAY} writes it)"]
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert [r.getMessage() for r in warned] == ["run r: the nightly report was not written: no room for the picture"]
+    assert warned[0].exc_info is None
+    assert any(r.levelno == logging.DEBUG and r.exc_info for r in caplog.records)
+
+
 def test_a_day_is_counted_in_the_bins_numpy_makes(spark):
     """``observe`` over several partitions: drift bins as ``drift.bin_index`` (nulls missing), display bins
     clipped to the ends (nulls not drawn), reason codes once per flagged session, flags and decisions."""

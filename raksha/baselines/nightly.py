@@ -202,10 +202,12 @@ def build(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> dic
     later snapshots rebuilt on them. Returns the run id, the dates built and the users of the last."""
     from raksha.platform import locks, runs
 
+    # the state's tables, the published days and verdicts it reads: a table registered elsewhere is refused now
+    tables.check_placed(spark, cfg, (*snapshots.TABLES, "scored_sessions", "verdicts"))
     run_id = runs.new_run_id("baseline")
     population = current_population(spark, cfg)
     days = inputs.days(start, end)
-    keys = [locks.date_key(t, d) for t in (contract.USER_BASELINES, contract.USER_BASELINE_REFERENCE) for d in days]
+    keys = [locks.date_key(t, d) for t in snapshots.TABLES for d in days]
     with locks.hold(spark, cfg, keys, run_id):
         later = [d for d in snapshots.snapshot_dates(spark, cfg) if d > end]
         build_days(spark, cfg, [*days, *later], run_id, population)

@@ -26,6 +26,7 @@ from raksha.platform import tables
 log = logging.getLogger(__name__)
 
 QUANTILES = 1001
+TABLES = (contract.USER_BASELINES, contract.USER_BASELINE_REFERENCE)  # a date's snapshot: one commit to each
 
 
 def snapshot_dates(spark: SparkSession, cfg: Config) -> list[dt.date]:
@@ -112,7 +113,7 @@ def prune(spark: SparkSession, cfg: Config, keep_days: int, run_id: str) -> list
     old = [d for d in dates if d < cutoff]
     if not old:
         return []
-    for table in (contract.USER_BASELINES, contract.USER_BASELINE_REFERENCE):
+    for table in TABLES:
         if not tables.exists(spark, cfg, table):
             continue
         with tables.committing(spark, cfg, table, run_id, old) as name:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from raksha.cli.arguments import _date, build_parser, common_parser, date_window_args, evaluate_args
 from raksha.cli.commands import COMMANDS, evaluate_window
 from raksha.config import load_config
+from raksha.errors import first_line
 
 __all__ = [
     "COMMANDS",
@@ -60,6 +61,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception as exc:  # one line: what and where
         log.debug("failure", exc_info=True)
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"raksha {args.command}: error: {first}", file=sys.stderr)
+        print(f"raksha {args.command}: error: {first_line(exc)}", file=sys.stderr)
         return 1

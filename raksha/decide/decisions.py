@@ -22,6 +22,7 @@ from pyspark.sql import types as T
 from raksha import contract
 from raksha.columns import any_of
 from raksha.config import Config, ConfigError
+from raksha.errors import first_line
 from raksha.scoring import calibration
 
 # The combined-score cut of the autoencoder version (``raksha calibrate``), readable by rules as a column.
@@ -61,8 +62,7 @@ def validate_policy(spark: SparkSession, cfg: Config) -> None:
         try:
             empty.select(F.expr(condition).cast("boolean")).schema  # noqa: B018 - analysis happens here
         except PySparkException as exc:
-            first = str(exc).strip().splitlines()[0]
-            raise ConfigError(f"decision.rules[{i}] '{condition}': {first}") from None
+            raise ConfigError(f"decision.rules[{i}] '{condition}': {first_line(exc)}") from None
 
 
 def decision(cfg: Config) -> Column:

@@ -28,6 +28,7 @@ from raksha.baselines import snapshots
 from raksha.config import Config
 from raksha.decide import privacy, review
 from raksha.decide.decisions import decide, validate_policy
+from raksha.errors import first_line
 from raksha.features.sequences import session_sequences
 from raksha.ingest import inputs, quality
 from raksha.models import artifacts, runtimes
@@ -40,7 +41,8 @@ from raksha.scoring.udfs import BroadcastModel, score_models
 log = logging.getLogger(__name__)
 
 PUBLISHED_TABLES = ("scored_sessions", "quarantine", "review_queue")  # then the user baselines, then run_log
-WRITTEN_TABLES = (*PUBLISHED_TABLES, contract.USER_BASELINES, contract.USER_BASELINE_REFERENCE, "run_log")
+WRITTEN_TABLES = (*PUBLISHED_TABLES, *snapshots.TABLES, "run_log")
+PLACED_TABLES = (*WRITTEN_TABLES, "verdicts")  # what a run writes, and the verdicts it reads: where the config says
 EMPTY_DAY_MESSAGE = "empty day: no sessions; the date now holds zero rows"
 
 
@@ -126,6 +128,7 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
     failpoints.propagate(spark)
     validate_policy(spark, cfg)
     runtimes.configured(cfg)
+    tables.check_placed(spark, cfg, PLACED_TABLES)  # a table registered elsewhere: refused before the day's work
     # read on the driver, by URI (any Hadoop filesystem), verified, then broadcast
     store = Storage(spark)
     ae_version = artifacts.load_version(cfg.path("models"), contract.AE_MODEL, store=store)
@@ -334,8 +337,9 @@ def nightly_report(
     try:
         doc, paths = report.nightly(spark, cfg, day, good, run_row, ae_version, seq_version)
     except Exception as exc:  # noqa: BLE001 - the scored day stands; the report can be rebuilt
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-        log.warning("run %s: the nightly report was not written: %s", run_row["run_id"], first, exc_info=True)
+        first = first_line(exc)[:300]
+        log.warning("run %s: the nightly report was not written: %s", run_row["run_id"], first)
+        log.debug("run %s: the nightly report", run_row["run_id"], exc_info=True)
         return {}, [f"REPORT_NOT_WRITTEN: {first} (raksha report --date {day} writes it)"], {}
     return paths, list(doc["warnings"]), dict(doc["drift"]["psi"])
 
@@ -381,9 +385,10 @@ def _log_failure(spark, cfg, day, run_id, base, exc, clock, timings) -> None:
             **base,
             "run_id": run_id,
             "status": "FAILED",
-            "message": str(exc).splitlines()[0][:500],
+            "message": first_line(exc)[:500],
             "timings_s": timings,
         }
         append_run_log(spark, cfg, day, row)
-    except Exception:  # noqa: BLE001 - the original error is what matters
-        log.warning("run %s: could not record the failure in run_log", run_id, exc_info=True)
+    except Exception as logged:  # noqa: BLE001 - the original error is what matters
+        log.warning("run %s: could not record the failure in run_log: %s", run_id, first_line(logged))
+        log.debug("run %s: recording the failure in run_log", run_id, exc_info=True)

@@ -167,10 +167,25 @@ def _listed(properties: dict[str, str]) -> str:
     return ", ".join(f"'{k}' = '{v.replace(chr(39), chr(92) + chr(39))}'" for k, v in properties.items())
 
 
-def _check_registered(spark: SparkSession, table: str, name: str, location: str) -> None:
-    """A table the catalog held before this process made it: where it is, that it is Delta, and what the
-    contract added since (nullable columns, constraints, how its files are written) added to it."""
-    described = {r["col_name"]: r["data_type"] for r in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()}
+def check_placed(spark: SparkSession, cfg: Config, names: Sequence[str]) -> None:
+    """Before a command reads or writes ``names`` (tables of the contract): each the catalog holds is a Delta
+    table where ``paths.warehouse`` puts it (``CatalogError`` otherwise). A table found elsewhere (a warehouse
+    moved or copied without its catalog) would be read by name from the other warehouse, and refused only at
+    its commit, after the command's work. Reads only: ``ensure_table`` brings a table up to the contract."""
+    if not spark.catalog.databaseExists(cfg.get("catalog.database")):
+        return
+    for table in names:
+        name = table_name(cfg, table)
+        if spark.catalog.tableExists(name):
+            _check_place(name, _described(spark, name), table_location(cfg, table))
+
+
+def _described(spark: SparkSession, name: str) -> dict[str, str]:
+    return {r["col_name"]: r["data_type"] for r in spark.sql(f"DESCRIBE TABLE EXTENDED {name}").collect()}
+
+
+def _check_place(name: str, described: dict[str, str], location: str) -> None:
+    """A registered table (``described``) is a Delta table at ``location``."""
     if _normalize(described.get("Location", "")) != _normalize(location):
         raise CatalogError(
             f"table {name} is registered at {described.get('Location')}, but paths.warehouse puts it at {location}"
@@ -180,6 +195,13 @@ def _check_registered(spark: SparkSession, table: str, name: str, location: str)
             f"table {name} is a {described.get('Provider')} table, not Delta (written by an older raksha): "
             f'convert it once with `raksha sql "CONVERT TO DELTA {name}"`'
         )
+
+
+def _check_registered(spark: SparkSession, table: str, name: str, location: str) -> None:
+    """A table the catalog held before this process made it: where it is, that it is Delta, and what the
+    contract added since (nullable columns, constraints, how its files are written) added to it."""
+    described = _described(spark, name)
+    _check_place(name, described, location)
     # a column the contract added later (always nullable: older rows hold null) is added to an older table
     added = [f for f in contract.OUTPUT_SCHEMAS[table].fields if f.name not in described]
     if added:
