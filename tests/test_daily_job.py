@@ -229,3 +229,19 @@ def test_a_table_registered_in_another_warehouse_is_refused_before_anything_is_r
         else:
             nightly.build(spark, cfg, DAY, DAY)
     assert not Path(cfg.path("warehouse"), table).exists()
+
+
+def test_a_catalog_new_to_the_warehouse_finds_its_tables_before_the_run_reads_them(spark, cfg, day_input, monkeypatch):
+    """The warehouse kept, its catalog lost (or a new one): the run registers the tables its folders hold before
+    it reads them by name, so the next day is scored against the warehouse's user baselines, not the population."""
+    from raksha.baselines import nightly
+
+    nightly.build(spark, cfg, DAY, DAY)
+    for table in (contract.USER_BASELINES, contract.USER_BASELINE_REFERENCE):
+        spark.sql(f"DROP TABLE {tables.table_name(cfg, table)}")  # external: the folders stay
+    monkeypatch.setattr(tables, "_ENSURED", set())  # as in a new process: no table known to be in place
+    later = DAY + dt.timedelta(days=1)
+    sessions = factories.sessions_frame(later, 100, seed=2)
+    factories.write_partition(sessions, cfg.path("sessions"), later)
+    factories.write_partition(factories.actions_frame(sessions, seed=2), cfg.path("actions"), later)
+    assert run(spark, cfg, later).baseline_as_of == DAY

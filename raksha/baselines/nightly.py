@@ -202,8 +202,8 @@ def build(spark: SparkSession, cfg: Config, start: dt.date, end: dt.date) -> dic
     later snapshots rebuilt on them. Returns the run id, the dates built and the users of the last."""
     from raksha.platform import locks, runs
 
-    # the state's tables, the published days and verdicts it reads: a table registered elsewhere is refused now
-    tables.check_placed(spark, cfg, (*snapshots.TABLES, "scored_sessions", "verdicts"))
+    # the state's tables, the published days and verdicts it reads, where paths.warehouse puts them
+    tables.place_tables(spark, cfg, (*snapshots.TABLES, "scored_sessions", "verdicts"))
     run_id = runs.new_run_id("baseline")
     population = current_population(spark, cfg)
     days = inputs.days(start, end)

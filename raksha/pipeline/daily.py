@@ -128,7 +128,8 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
     failpoints.propagate(spark)
     validate_policy(spark, cfg)
     runtimes.configured(cfg)
-    tables.check_placed(spark, cfg, PLACED_TABLES)  # a table registered elsewhere: refused before the day's work
+    # before the day's work: a table registered elsewhere is refused, one the catalog lacks registered at its folder
+    tables.place_tables(spark, cfg, PLACED_TABLES)
     # read on the driver, by URI (any Hadoop filesystem), verified, then broadcast
     store = Storage(spark)
     ae_version = artifacts.load_version(cfg.path("models"), contract.AE_MODEL, store=store)

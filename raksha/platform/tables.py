@@ -167,17 +167,26 @@ def _listed(properties: dict[str, str]) -> str:
     return ", ".join(f"'{k}' = '{v.replace(chr(39), chr(92) + chr(39))}'" for k, v in properties.items())
 
 
-def check_placed(spark: SparkSession, cfg: Config, names: Sequence[str]) -> None:
-    """Before a command reads or writes ``names`` (tables of the contract): each the catalog holds is a Delta
-    table where ``paths.warehouse`` puts it (``CatalogError`` otherwise). A table found elsewhere (a warehouse
-    moved or copied without its catalog) would be read by name from the other warehouse, and refused only at
-    its commit, after the command's work. Reads only: ``ensure_table`` brings a table up to the contract."""
-    if not spark.catalog.databaseExists(cfg.get("catalog.database")):
-        return
+def place_tables(spark: SparkSession, cfg: Config, names: Sequence[str]) -> None:
+    """Before a command reads or writes ``names`` (tables of the contract) by name: each the catalog holds must be
+    a Delta table where ``paths.warehouse`` puts it (``CatalogError`` otherwise: a warehouse moved or copied
+    without its catalog would be read from the other warehouse, and refused only at the command's first
+    commit); one it lacks whose folder holds a Delta table (a catalog new to the warehouse, or one that lost
+    it) is registered there, so the command reads what the warehouse holds (the user baselines, verdicts)
+    instead of taking it for absent. No commit: ``ensure_table`` brings a table up to the contract."""
+    database = cfg.get("catalog.database")
+    known = spark.catalog.databaseExists(database)
     for table in names:
-        name = table_name(cfg, table)
-        if spark.catalog.tableExists(name):
-            _check_place(name, _described(spark, name), table_location(cfg, table))
+        name, location = table_name(cfg, table), table_location(cfg, table)
+        if known and spark.catalog.tableExists(name):
+            _check_place(name, _described(spark, name), location)
+        elif DeltaTable.isDeltaTable(spark, location):
+            if not known:
+                spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+                known = True
+            spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION '{location}'")
+            _check_place(name, _described(spark, name), location)  # another process may have registered it
+            log.info("%s: registered at %s, where its Delta table is", name, location)
 
 
 def _described(spark: SparkSession, name: str) -> dict[str, str]:
