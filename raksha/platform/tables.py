@@ -115,13 +115,11 @@ def ensure_table(spark: SparkSession, cfg: Config, table: str) -> str:
     key = (spark.sparkContext.applicationId, name, location)
     if key in _ENSURED:
         return name
-    database = cfg.get("catalog.database")
-    if not spark.catalog.databaseExists(database):  # created once (a CREATE IF NOT EXISTS warns when it exists)
-        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    _ensure_database(spark, cfg)
     created = False
     if not spark.catalog.tableExists(name):
         if DeltaTable.isDeltaTable(spark, location):
-            spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION '{location}'")
+            _register(spark, name, location)
         else:
             created = _create(spark, cfg, table, name, location)
     if not created:
@@ -174,19 +172,29 @@ def place_tables(spark: SparkSession, cfg: Config, names: Sequence[str]) -> None
     commit); one it lacks whose folder holds a Delta table (a catalog new to the warehouse, or one that lost
     it) is registered there, so the command reads what the warehouse holds (the user baselines, verdicts)
     instead of taking it for absent. No commit: ``ensure_table`` brings a table up to the contract."""
-    database = cfg.get("catalog.database")
-    known = spark.catalog.databaseExists(database)
+    known = spark.catalog.databaseExists(cfg.get("catalog.database"))
     for table in names:
         name, location = table_name(cfg, table), table_location(cfg, table)
         if known and spark.catalog.tableExists(name):
             _check_place(name, _described(spark, name), location)
         elif DeltaTable.isDeltaTable(spark, location):
-            if not known:
-                spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-                known = True
-            spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION '{location}'")
+            _ensure_database(spark, cfg)
+            known = True
+            _register(spark, name, location)
             _check_place(name, _described(spark, name), location)  # another process may have registered it
             log.info("%s: registered at %s, where its Delta table is", name, location)
+
+
+def _ensure_database(spark: SparkSession, cfg: Config) -> None:
+    """The configured database, created once (a CREATE IF NOT EXISTS warns when it exists)."""
+    database = cfg.get("catalog.database")
+    if not spark.catalog.databaseExists(database):
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+
+
+def _register(spark: SparkSession, name: str, location: str) -> None:
+    """The Delta table at ``location`` registered as ``name`` as it is (no commit; kept if registered meanwhile)."""
+    spark.sql(f"CREATE TABLE IF NOT EXISTS {name} USING delta LOCATION '{location}'")
 
 
 def _described(spark: SparkSession, name: str) -> dict[str, str]:
