@@ -178,8 +178,9 @@ def place_tables(spark: SparkSession, cfg: Config, names: Sequence[str]) -> None
         if known and spark.catalog.tableExists(name):
             _check_place(name, _described(spark, name), location)
         elif DeltaTable.isDeltaTable(spark, location):
-            _ensure_database(spark, cfg)
-            known = True
+            if not known:
+                _ensure_database(spark, cfg)
+                known = True
             _register(spark, name, location)
             _check_place(name, _described(spark, name), location)  # another process may have registered it
             log.info("%s: registered at %s, where its Delta table is", name, location)
