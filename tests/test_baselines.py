@@ -116,40 +116,47 @@ def test_devices_are_merged_capped_to_the_latest_and_forgotten_after_their_age(s
 
 
 def test_sets_folded_day_after_day_equal_a_plain_python_fold(spark, settings):
-    """Devices over ten days of random use (some days skipped) against the rule written plainly: per id the
-    sessions summed and the last day seen; those not seen for forget_after_days dropped; the newest first,
-    then the most used, then the id; at most max_devices."""
+    """Devices and places (a key of two cells) over ten days of random use (some days skipped) against the
+    rule written plainly: per key the sessions summed and the last day seen; those not seen for
+    forget_after_days dropped; the newest first, then the most used, then the key; at most max_* kept."""
     from dataclasses import replace
 
-    small = replace(settings, forget_after_days=3, max_devices=3)
+    small = replace(settings, forget_after_days=3, max_devices=3, max_places=3)
+    cell = small.place_cell
     rng = np.random.default_rng(7)
-    state, expected, day = None, {}, DAY
+    state, expected, day = None, {"devices": {}, "places": {}}, DAY
     for i in range(10):
         day += dt.timedelta(days=2 if i % 3 == 2 else 1)  # a day skipped now and then
         users = [u for u in ("u1", "u2", "u3") if rng.random() < 0.8]
-        rows = [
-            {"user_id": u, "device_id": f"d{rng.integers(0, 6)}", "session_id": f"{day}-{u}-{j}"}
-            for u in users
-            for j in range(int(rng.integers(1, 5)))
-        ]
+        rows = []
+        for u in users:
+            for j in range(int(rng.integers(1, 5))):
+                device, lat, lon = f"d{rng.integers(0, 6)}", *(int(c) for c in rng.integers(0, 3, size=2))
+                row = {"user_id": u, "session_id": f"{day}-{u}-{j}", "device_id": device}
+                row.update({"gps_latitude": (lat + 0.5) * cell, "gps_longitude": (lon + 0.5) * cell})
+                rows.append((row, {"devices": (device,), "places": (lat, lon)}))
         if not rows:
             continue
-        state = fold.fold_day(state, _sessions(spark, rows), day, POPULATION, small, "r").localCheckpoint()
-        for u in {r["user_id"] for r in rows}:
-            seen = expected.setdefault(u, {})
-            for r in rows:
-                if r["user_id"] == u:
-                    uses, _ = seen.get(r["device_id"], (0, day))
-                    seen[r["device_id"]] = (uses + 1, day)
-            recent = {d: v for d, v in seen.items() if v[1] > day - dt.timedelta(days=small.forget_after_days)}
-            order = sorted(recent, key=lambda d: ((day - recent[d][1]).days, -recent[d][0], d))
-            expected[u] = {d: recent[d] for d in order[: small.max_devices]}
+        state = fold.fold_day(
+            state, _sessions(spark, [r for r, _ in rows]), day, POPULATION, small, "r"
+        ).localCheckpoint()
+        for kind, cap in (("devices", small.max_devices), ("places", small.max_places)):
+            for u in {r["user_id"] for r, _ in rows}:
+                seen = expected[kind].setdefault(u, {})
+                for r, keys in rows:
+                    if r["user_id"] == u:
+                        uses, _ = seen.get(keys[kind], (0, day))
+                        seen[keys[kind]] = (uses + 1, day)
+                recent = {k: v for k, v in seen.items() if v[1] > day - dt.timedelta(days=small.forget_after_days)}
+                order = sorted(recent, key=lambda k: ((day - recent[k][1]).days, -recent[k][0], k))
+                expected[kind][u] = {k: recent[k] for k in order[:cap]}
         got = state.toPandas().set_index("user_id")
-        for u, seen in expected.items():
-            if u in got.index:
-                assert [(d["id"], d["sessions"], d["last_seen"]) for d in got.loc[u, "devices"]] == [
-                    (d, uses, last) for d, (uses, last) in seen.items()
-                ], (day, u)
+        for kind, fields in (("devices", ("id",)), ("places", ("lat_cell", "lon_cell"))):
+            for u, seen in expected[kind].items():
+                if u in got.index:
+                    assert [(tuple(e[f] for f in fields), e["sessions"], e["last_seen"]) for e in got.loc[u, kind]] == [
+                        (k, uses, last) for k, (uses, last) in seen.items()
+                    ], (day, u, kind)
 
 
 def test_the_score_is_the_exact_sum_of_its_causes_against_the_users_own_habits(spark, settings):
