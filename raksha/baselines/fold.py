@@ -34,7 +34,8 @@ from raksha.baselines.habits import (
     with_expectations,
 )
 
-SET_KINDS = ("devices", "networks", "places")
+KEYS = {"devices": ("id",), "networks": ("id",), "places": ("lat_cell", "lon_cell")}  # each set's entries' key
+SET_KINDS = tuple(KEYS)
 
 
 def counted(sessions: DataFrame, fraud_ids: DataFrame | None) -> DataFrame:
@@ -90,30 +91,20 @@ def _day_sets(sessions: DataFrame, day: dt.date, s: Settings) -> DataFrame:
     lat, lon = place_cell(F.col("gps_latitude"), s), place_cell(F.col("gps_longitude"), s)
     place = F.when(lat.isNotNull() & lon.isNotNull(), F.struct(lat.alias("lat_cell"), lon.alias("lon_cell")))
     return sessions.groupBy("user_id").agg(
-        _seen(F.collect_list("device_id"), day).alias("devices"),
-        _seen(F.collect_list("wifi_id_hash"), day).alias("networks"),
-        _seen_places(F.collect_list(place), day).alias("places"),
+        _seen(F.collect_list("device_id"), KEYS["devices"], day).alias("devices"),
+        _seen(F.collect_list("wifi_id_hash"), KEYS["networks"], day).alias("networks"),
+        _seen(F.collect_list(place), KEYS["places"], day).alias("places"),
     )
 
 
-def _seen(ids: Column, day: dt.date) -> Column:
-    """Distinct ids of a day with how many sessions each: {id, sessions, last_seen}."""
+def _seen(values: Column, keys: tuple[str, ...], day: dt.date) -> Column:
+    """The distinct keys of a day's sessions with how many sessions each: {keys..., sessions, last_seen}.
+    ``values`` holds each session's key: a value for a key of one field, else a struct of ``keys``."""
+    fields = (lambda v: [v.alias(keys[0])]) if len(keys) == 1 else (lambda v: [v[k].alias(k) for k in keys])
     return F.transform(
-        F.array_distinct(ids),
-        lambda i: F.struct(
-            i.alias("id"), _count(ids, lambda x: x == i).alias("sessions"), F.lit(day).alias("last_seen")
-        ),
-    )
-
-
-def _seen_places(cells: Column, day: dt.date) -> Column:
-    return F.transform(
-        F.array_distinct(cells),
-        lambda c: F.struct(
-            c["lat_cell"].alias("lat_cell"),
-            c["lon_cell"].alias("lon_cell"),
-            _count(cells, lambda x: _same(x, c, ("lat_cell", "lon_cell"))).alias("sessions"),
-            F.lit(day).alias("last_seen"),
+        F.array_distinct(values),
+        lambda v: F.struct(
+            *fields(v), _count(values, lambda x: x == v).alias("sessions"), F.lit(day).alias("last_seen")
         ),
     )
 
@@ -199,12 +190,8 @@ def fold_day(
     ]
     sums += [summed(name) for name in ("hour_weight", "hour_sin_sum", "hour_cos_sum")]
     sets = []
-    for kind, keys, keep in (
-        ("devices", ("id",), s.max_devices),
-        ("networks", ("id",), s.max_networks),
-        ("places", ("lat_cell", "lon_cell"), s.max_places),
-    ):
-        merged = _merged(F.col(PREFIX + kind), F.col(kind), keys, day, keep, s.forget_after_days)
+    for kind, keep in (("devices", s.max_devices), ("networks", s.max_networks), ("places", s.max_places)):
+        merged = _merged(F.col(PREFIX + kind), F.col(kind), KEYS[kind], day, keep, s.forget_after_days)
         sets.append(F.when(seen_today, merged).otherwise(F.col(PREFIX + kind)).alias(kind))
     folded = joined.select(
         "user_id",
