@@ -370,3 +370,27 @@ def test_the_files_of_a_days_sessions_record_statistics_of_the_columns_their_rea
     assert stats and all(set(s["nullCount"]) == set(contract.TABLE_STATS_COLUMNS["scored_sessions"]) for s in stats)
     assert min(s["minValues"]["session_id"] for s in stats) == "s1"
     assert DeltaTable.forName(spark, name).toDF().where(F.col("session_id") == "s2").count() == 1
+
+
+def test_the_days_a_table_holds_are_those_of_its_current_version_whatever_its_folders(spark, tmp_path):
+    """tables.days_of lists the days from the table's log, not its folders: a replaced day's old files and a
+    deleted day's folder stay on disk; a table whose files are not in dt= folders has its rows read instead."""
+
+    def days_read(frame) -> set[str]:
+        return {r[0] for r in frame.select("dt").distinct().collect()}
+
+    hive, prefixed = tmp_path / "hive", tmp_path / "prefixed"
+    spark.sql(f"CREATE TABLE delta.`{hive}` (a INT, dt STRING) USING delta PARTITIONED BY (dt)")
+    spark.sql(
+        f"CREATE TABLE delta.`{prefixed}` (a INT, dt STRING) USING delta PARTITIONED BY (dt) TBLPROPERTIES "
+        "('delta.columnMapping.mode' = 'name', 'delta.minReaderVersion' = '2', 'delta.minWriterVersion' = '5')"
+    )
+    for path in (hive, prefixed):
+        spark.sql(f"INSERT INTO delta.`{path}` VALUES (1, '2026-05-01'), (2, '2026-05-02'), (3, '2026-05-03')")
+        spark.sql(f"INSERT INTO delta.`{path}` REPLACE WHERE dt = '2026-05-02' VALUES (4, '2026-05-02')")
+        DeltaTable.forPath(spark, str(path)).delete("dt = '2026-05-03'")
+    assert (hive / "dt=2026-05-03").is_dir()  # the deleted day's files are still there
+    for path in (hive, prefixed):
+        frame = spark.read.format("delta").load(str(path))
+        assert tables.days_of(frame) == days_read(frame) == {"2026-05-01", "2026-05-02"}
+    assert not any(p.name.startswith("dt=") for p in prefixed.iterdir())  # the read, not the folders

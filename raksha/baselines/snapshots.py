@@ -30,12 +30,8 @@ TABLES = (contract.USER_BASELINES, contract.USER_BASELINE_REFERENCE)  # a date's
 
 
 def snapshot_dates(spark: SparkSession, cfg: Config) -> list[dt.date]:
-    """The dates with a published snapshot, oldest first."""
-    if not tables.exists(spark, cfg, contract.USER_BASELINES):
-        return []
-    name = tables.table_name(cfg, contract.USER_BASELINES)
-    found = spark.table(name).select("dt").distinct().collect()
-    return sorted(dt.date.fromisoformat(r["dt"]) for r in found)
+    """The dates with a published snapshot, oldest first (listed from the table's log: a run lists them three times)."""
+    return sorted(dt.date.fromisoformat(d) for d in tables.days_with_rows(spark, cfg, contract.USER_BASELINES))
 
 
 def snapshot_before(spark: SparkSession, cfg: Config, day: dt.date) -> dt.date | None:
