@@ -87,6 +87,11 @@ def test_every_session_scored_once_and_rerun_replaces_the_day(spark, cfg, day_in
     runs = spark.table(tables.table_name(cfg, "run_log")).where(f"dt = '{DAY}'").collect()
     assert sorted(r["run_id"] for r in runs) == sorted([first.run_id, second.run_id])
     assert all(r["status"] == "SUCCEEDED" and r["counts"]["sessions_read"] == 300 for r in runs)
+    # each phase of the run timed once: setup, the baselines' load and fold included, none counted twice
+    phases = {"setup", "read", "baselines_load", "score", "audit", "publish", "baselines", "report"}
+    for timed in (dict(r["timings_s"]) for r in runs):
+        assert set(timed) == {*phases, "total"}, timed
+        assert sum(timed[p] for p in phases) <= timed["total"], timed
 
 
 def test_a_large_day_shuffles_into_more_partitions_for_its_run_only(spark, cfg):

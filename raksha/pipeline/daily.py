@@ -145,6 +145,7 @@ def run(spark: SparkSession, cfg: Config, day: dt.date, run_id: str | None = Non
         },
         "ae_threshold": ae_version.threshold,
     }
+    timings["setup"] = time.monotonic() - clock  # the tables placed, the models' files read and verified
     with locks.hold(spark, cfg, [locks.date_key(t, day) for t in WRITTEN_TABLES], run_id):
         try:
             result = _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings)
@@ -199,7 +200,11 @@ def _run(spark, cfg, day, run_id, ae_version, seq_version, rival, timings) -> Ru
         runtime = runtimes.configured(cfg)
         ae_model = BroadcastModel.of(spark, ae_version, runtime)
         seq_model = BroadcastModel.of(spark, seq_version, runtime)
-        user_baselines = baselines.load(spark, cfg, day, ae_version) if cfg.get("baseline.enabled") else None
+        user_baselines = None
+        if cfg.get("baseline.enabled"):
+            clock = time.monotonic()
+            user_baselines = baselines.load(spark, cfg, day, ae_version)
+            timings["baselines_load"] = time.monotonic() - clock  # the snapshot found, the users' expectations kept
 
         scored = (
             with_sequences(quality.flag_sessions(sessions, day), actions, read_counts)
