@@ -80,19 +80,20 @@ def _ratio(value: float, base: float | None) -> str:
 
 def format_table(results: dict[str, dict[str, Any]], sessions: int) -> str:
     bare, floor = _wall(results, "bare"), _wall(results, "floor")
+    width = max([12, *(len(name) for name in results)])  # the longest variant's name
     header = (
-        f"{'variant':<12} {'wall s':>10} {'sessions/s':>12} {'x bare':>8} {'x floor':>8} "
+        f"{'variant':<{width}} {'wall s':>10} {'sessions/s':>12} {'x bare':>8} {'x floor':>8} "
         f"{'driver JVM peak':>16} {'Py worker peak':>15} {'JVM CPU s':>10} {'Py CPU s':>9}"
     )
     lines = [header, "-" * len(header)]
     for name, r in results.items():
         if "error" in r:
-            lines.append(f"{name:<12} {'FAILED':>10}   {r['error']}")
+            lines.append(f"{name:<{width}} {'FAILED':>10}   {r['error']}")
             continue
         wall = float(r["wall_s"])
         mark = "*" if r.get("extrapolated") else " "
         lines.append(
-            f"{name:<12} {wall:>9,.1f}{mark} {sessions / wall:>12,.0f} "
+            f"{name:<{width}} {wall:>9,.1f}{mark} {sessions / wall:>12,.0f} "
             f"{_ratio(wall, bare):>8} {_ratio(wall, floor):>8} "
             f"{_fmt_bytes(r.get('driver_jvm_peak_bytes')):>16} {_fmt_bytes(r.get('python_worker_peak_bytes')):>15} "
             f"{_fmt_cpu(r.get('driver_jvm_cpu_s')):>10} {_fmt_cpu(r.get('python_workers_cpu_s')):>9}"
@@ -172,7 +173,12 @@ def format_breakdown(results: dict[str, dict[str, Any]]) -> str:
     if not runs:
         return "stage breakdown: none (no event log read)"
     names = sorted(runs, key=lambda n: ({"bare": 0, "floor": 1, "raksha": 2}.get(n, 3), n))
-    head = f"{'stage (wall s)':<25}" + "".join(f"{n:>10}" for n in names)
+    widths = [max(10, len(n) + 2) for n in names]  # a variant's name as wide as its column
+
+    def cells(values: list[float]) -> str:
+        return "".join(f"{v:>{w},.1f}" if v else f"{'-':>{w}}" for v, w in zip(values, widths, strict=True))
+
+    head = f"{'stage (wall s)':<25}" + "".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True))
     compare = "raksha" in runs and "bare" in runs
     if compare:
         head += f"{'raksha-bare':>12}"
@@ -182,7 +188,7 @@ def format_breakdown(results: dict[str, dict[str, Any]]) -> str:
     rows = [row for row in STAGES if any(runs[n]["breakdown"]["stages_s"].get(row) for n in names)]
     for row in rows:
         values = [runs[n]["breakdown"]["stages_s"].get(row, 0.0) for n in names]
-        line = f"{row:<25}" + "".join(f"{v:>10,.1f}" if v else f"{'-':>10}" for v in values)
+        line = f"{row:<25}" + cells(values)
         if compare:
             diff = runs["raksha"]["breakdown"]["stages_s"].get(row, 0.0) - runs["bare"]["breakdown"]["stages_s"].get(
                 row, 0.0
@@ -194,13 +200,13 @@ def format_breakdown(results: dict[str, dict[str, Any]]) -> str:
             line += "   " + ", ".join(f"{_phase_name(phase)} {v:,.1f}" for phase, v in spent[:4])
         lines.append(line.rstrip())
     totals = [runs[n]["breakdown"]["wall_s"] for n in names]
-    line = f"{'total (wall)':<25}" + "".join(f"{v:>10,.1f}" for v in totals)
+    line = f"{'total (wall)':<25}" + cells(totals)
     if compare:
         line += f"{runs['raksha']['breakdown']['wall_s'] - runs['bare']['breakdown']['wall_s']:>+12,.1f}"
     lines.append(line)
     for label, key in (("(executor tasks, CPU s)", "task_cpu_s"), ("(Python workers, CPU s)", "python_cpu_s")):
         values = [runs[n]["breakdown"].get(key, 0.0) for n in names]
-        lines.append(f"{label:<25}" + "".join(f"{v:>10,.1f}" if v else f"{'-':>10}" for v in values))
+        lines.append(f"{label:<25}" + cells(values))
     for name in names:
         ahead = runs[name]["breakdown"].get("epoch_clock_ahead_s") or 0.0
         if abs(ahead) >= 1.0:
