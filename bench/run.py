@@ -26,6 +26,10 @@ h. raksha-no-baselines (only when asked): raksha with ``baseline.enabled: false`
 m. bare-models (only when asked): the bare floor whose sessions are also scored by both models through raksha's
    scoring UDF (their reasons included): what running the models costs on top of moving the data, the least
    any job that scores the day with them pays.
+u. bare-baselines (only when asked): the bare floor whose sessions are also scored against their users' snapshot of
+   the day before (built untimed, as for raksha) and folded into the next one, in plain Spark and with less than
+   issue 15 asks (``bare.next_snapshot``): the least keeping user baselines costs, so the targets show it beside
+   raksha's own cost of them (raksha / raksha-no-baselines).
 
 Per day it prints a table (wall seconds, sessions/s, ratios to the bare floor and to the floor, peak RSS
 of the driver JVM and of the largest Python worker, CPU seconds of the JVM and of the Python workers), the
@@ -255,7 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=_variants,
         help="g,a,b,c,d (bare, floor, raksha, recipe, notebook; default), e (crossing: the UDF without the models), "
         "f (raksha-keras: scoring.runtime=keras), h (raksha-no-baselines: baseline.enabled=false), m (bare-models: "
-        "the bare floor with both models scoring every session); with --scale, "
+        "the bare floor with both models scoring every session), u (bare-baselines: the bare floor scoring every "
+        "session against its user's snapshot and writing the next one); with --scale, "
         "those of g,b,a (default: all three)",
     )
     parser.add_argument(

@@ -30,10 +30,11 @@ VARIANTS = {
     "f": "raksha-keras",
     "h": "raksha-no-baselines",
     "m": "bare-models",
+    "u": "bare-baselines",
 }
-BARE_VARIANTS = ("g", "m")  # bare.run_bare (m: with the models), not raksha's pipeline
+BARE_VARIANTS = ("g", "m", "u")  # bare.run_bare (m: with the models, u: with user baselines), not raksha's pipeline
 DEFAULT_VARIANTS = ["g", "a", "b", "c", "d"]
-WITH_BASELINES = ("a", "b", "c", "e", "f")  # raksha.pipeline.daily.run with baseline.enabled (h: disabled)
+WITH_BASELINES = ("a", "b", "c", "e", "f", "u")  # scored against HISTORY_DAY's user baselines (h: disabled)
 DAYS = ("generated", "stress")  # --day both runs them in this order
 # issue 17: raksha / bare floor on a 1M-session day, per day
 BARE_TARGETS = {"generated": 1.5, "stress": 2.0}

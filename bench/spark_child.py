@@ -19,8 +19,8 @@ def child_spark(variant: str, raw: Path, out: Path, result_path: Path, profile: 
     """Run ``variant`` once in this process on the day under ``raw``; write a JSON result.
 
     a, b, c, e, f, h: ``raksha.pipeline.daily.run`` (with a stand-in for its scoring step for a, c, e);
-    g: the bare floor (``bare.run_bare``); m: the bare floor with the models. ``profile``: with Spark's
-    cProfile of every Python UDF (``spark.sql.pyspark.udf.profiler=perf``).
+    g: the bare floor (``bare.run_bare``); m: the bare floor with the models; u: with user baselines.
+    ``profile``: with Spark's cProfile of every Python UDF (``spark.sql.pyspark.udf.profiler=perf``).
     """
     from raksha.config import load_config
     from raksha.platform.session import build_session
@@ -54,7 +54,7 @@ def child_spark(variant: str, raw: Path, out: Path, result_path: Path, profile: 
         clock_phases.mark("setup")
         payload: dict[str, Any]
         if variant in BARE_VARIANTS:
-            payload = _run_bare(spark, cfg, clock_phases, models=variant == "m")
+            payload = _run_bare(spark, cfg, clock_phases, models=variant == "m", baselines=variant == "u")
         else:
             payload = _run_pipeline(spark, cfg, clock_phases)
         payload["wall_s"] = time.monotonic() - clock
@@ -106,15 +106,19 @@ def _run_pipeline(spark, cfg, clock_phases: PhaseClock) -> dict[str, Any]:
     }
 
 
-def _run_bare(spark, cfg, clock_phases: PhaseClock, models: bool = False) -> dict[str, Any]:
-    from bare import run_bare
+def _run_bare(spark, cfg, clock_phases: PhaseClock, models: bool = False, baselines: bool = False) -> dict[str, Any]:
+    from bare import BARE_STATE, run_bare
+
+    from raksha import contract
 
     score = _models_step(spark, cfg) if models else None
+    warehouse = cfg.path("warehouse")
+    snapshot = f"{warehouse.rstrip('/')}/{contract.USER_BASELINES}" if baselines else None  # child_history's
     location = run_bare(
-        spark, cfg.path("sessions"), cfg.path("actions"), cfg.path("warehouse"), DAY, clock_phases.mark, score
+        spark, cfg.path("sessions"), cfg.path("actions"), warehouse, DAY, clock_phases.mark, score, snapshot
     )
     clock_phases.end()
-    return {"table": location}
+    return {"table": location, "state": f"{warehouse.rstrip('/')}/{BARE_STATE}" if baselines else None}
 
 
 def _models_step(spark, cfg):
@@ -146,7 +150,10 @@ def _after_run(spark, cfg, variant: str, payload: dict[str, Any]) -> dict[str, A
         from bare import commit_metrics
 
         commit = commit_metrics(spark, payload["table"])
-        return {"commit": commit, "counts": {"rows_written": int(commit["metrics"].get("numOutputRows", 0))}}
+        counts = {"rows_written": int(commit["metrics"].get("numOutputRows", 0))}
+        if payload.get("state"):  # variant u: the next snapshot's users
+            counts["users_written"] = int(commit_metrics(spark, payload["state"])["metrics"].get("numOutputRows", 0))
+        return {"commit": commit, "counts": counts}
     run_log = spark.table(tables.table_name(cfg, "run_log")).where(F.col("run_id") == payload["run_id"]).first()
     scored = spark.table(tables.table_name(cfg, "scored_sessions")).where(F.col("run_id") == payload["run_id"])
     actions = F.exists("reasons", lambda r: r["feature"] == "actions")
