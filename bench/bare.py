@@ -35,6 +35,11 @@ BARE_STATE = "bare_user_baselines"  # variant u's next snapshot, beside it
 BLOCK_SCORE = 200.0  # variant u: a session scored above this is left out of the fold (as raksha's BLOCK)
 
 
+def location_of(warehouse: str, table: str) -> str:
+    """Where a table of the bare variants is: ``table`` under ``warehouse``, by path."""
+    return f"{warehouse.rstrip('/')}/{table}"
+
+
 def bare_frame(spark, sessions_path: str, actions_path: str, all_tokens: bool = False):
     """Sessions joined with their ordered last-10 action tokens (``last_actions``, ``action_count``); with
     ``all_tokens``, each session's whole ordered list too (``action_tokens``, what the sequence model scores)."""
@@ -177,7 +182,7 @@ def run_bare(
 
     mark = mark or (lambda _phase: None)
     part = f"dt={day.isoformat()}"
-    location = f"{warehouse.rstrip('/')}/{BARE_TABLE}"
+    location = location_of(warehouse, BARE_TABLE)
     mark("read")
     frame = bare_frame(
         spark, f"{sessions_root.rstrip('/')}/{part}", f"{actions_root.rstrip('/')}/{part}", score is not None
@@ -198,7 +203,7 @@ def run_bare(
     if before is not None:
         mark("publish:user_baselines")
         state = next_snapshot(frame, before, day)
-        _write_day(spark, state, f"{warehouse.rstrip('/')}/{BARE_STATE}", day, contract.USER_BASELINES)
+        _write_day(spark, state, location_of(warehouse, BARE_STATE), day, contract.USER_BASELINES)
         frame.unpersist()
     return location
 

@@ -107,18 +107,18 @@ def _run_pipeline(spark, cfg, clock_phases: PhaseClock) -> dict[str, Any]:
 
 
 def _run_bare(spark, cfg, clock_phases: PhaseClock, models: bool = False, baselines: bool = False) -> dict[str, Any]:
-    from bare import BARE_STATE, run_bare
+    from bare import BARE_STATE, location_of, run_bare
 
     from raksha import contract
 
     score = _models_step(spark, cfg) if models else None
     warehouse = cfg.path("warehouse")
-    snapshot = f"{warehouse.rstrip('/')}/{contract.USER_BASELINES}" if baselines else None  # child_history's
+    snapshot = location_of(warehouse, contract.USER_BASELINES) if baselines else None  # child_history's
     location = run_bare(
         spark, cfg.path("sessions"), cfg.path("actions"), warehouse, DAY, clock_phases.mark, score, snapshot
     )
     clock_phases.end()
-    return {"table": location, "state": f"{warehouse.rstrip('/')}/{BARE_STATE}" if baselines else None}
+    return {"table": location, "state": location_of(warehouse, BARE_STATE) if baselines else None}
 
 
 def _models_step(spark, cfg):
