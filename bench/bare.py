@@ -69,9 +69,10 @@ def bare_frame(spark, sessions_path: str, actions_path: str, all_tokens: bool = 
     return joined
 
 
-def user_scored(frame, snapshot, cap: float = 100.0):
+def user_scored(frame, snapshot, s):
     """Variant u's score: ``frame`` (sessions) joined by user to the snapshot's means and spreads (a user without
-    one: no score), ``bare_baseline_score`` the capped squared z-scores summed, plus 4 for a device not seen."""
+    one: no score), ``bare_baseline_score`` the squared z-scores capped at ``s.feature_cap`` and summed, plus
+    ``s.new_device_weight`` for a device not seen (``s``: raksha's ``baseline`` settings, ``habits.Settings``)."""
     from pyspark.sql import functions as F
 
     from raksha import contract
@@ -84,26 +85,27 @@ def user_scored(frame, snapshot, cap: float = 100.0):
     expected = snapshot.select("user_id", *habits, F.col("devices")["id"].alias("_devices"))
     joined = frame.join(expected, on="user_id", how="left")
     parts = [
-        F.coalesce(F.least(((F.col(f) - F.col(f"_m_{f}")) / F.col(f"_s_{f}")) ** 2, F.lit(cap)), F.lit(0.0))
+        F.coalesce(F.least(((F.col(f) - F.col(f"_m_{f}")) / F.col(f"_s_{f}")) ** 2, F.lit(s.feature_cap)), F.lit(0.0))
         for f in contract.BASELINE_FEATURES
     ]
-    new_device = F.when(~F.array_contains(F.col("_devices"), F.col("device_id")), 4.0).otherwise(0.0)
+    new_device = F.when(~F.array_contains(F.col("_devices"), F.col("device_id")), s.new_device_weight).otherwise(0.0)
     score = sum(parts[1:], parts[0]) + new_device
     return joined.select(*frame.columns, score.alias("bare_baseline_score"))
 
 
-def next_snapshot(day_frame, snapshot, day: dt.date, half_life_days: float = 30.0, keep: int = 5):
+def next_snapshot(day_frame, snapshot, day: dt.date, s):
     """Variant u's fold: the day's sessions (not above ``BLOCK_SCORE``) aggregated by user and joined to the
-    snapshot (full outer): a user's sums decayed by half every ``half_life_days`` and the day's added (a user
+    snapshot (full outer): a user's sums decayed by half every ``s.half_life_days`` and the day's added (a user
     not seen that day keeps them as they were), the devices', networks' and places' ids merged (the day's
-    first) and the first ``keep`` kept. Places as one number per 0.05 cell of normalised gps (the snapshot's
-    cells too)."""
+    first) and the first ``s.max_devices`` kept. Places as one number per ``habits.place_cell`` cell (the
+    snapshot's cells too)."""
     from pyspark.sql import functions as F
 
     from raksha import contract
+    from raksha.baselines.habits import place_cell
 
     counted = day_frame.where(F.col("bare_baseline_score") <= BLOCK_SCORE)
-    cell = (F.floor(F.col("gps_latitude") / 0.05) * 1000 + F.floor(F.col("gps_longitude") / 0.05)).cast("long")
+    cell = (place_cell(F.col("gps_latitude"), s) * 1000 + place_cell(F.col("gps_longitude"), s)).cast("long")
     old_cells = F.transform("places", lambda p: (p["lat_cell"] * 1000 + p["lon_cell"]).cast("long"))
     sums = []
     for f in contract.BASELINE_FEATURES:
@@ -134,7 +136,7 @@ def next_snapshot(day_frame, snapshot, day: dt.date, half_life_days: float = 30.
         old_cells.alias("places"),
     )
     joined = old.join(today, on="user_id", how="full_outer")
-    decay = F.pow(F.lit(0.5), F.datediff(F.lit(day), F.col("last_seen")) / F.lit(half_life_days))
+    decay = F.pow(F.lit(0.5), F.datediff(F.lit(day), F.col("last_seen")) / F.lit(s.half_life_days))
     seen = F.col("_sessions").isNotNull()
 
     def added(name: str):  # a user not seen that day keeps the sums as of their last day
@@ -143,7 +145,7 @@ def next_snapshot(day_frame, snapshot, day: dt.date, half_life_days: float = 30.
 
     def merged(name: str):
         both = F.array_union(F.coalesce(F.col(f"_{name}"), F.array()), F.coalesce(F.col(name), F.array()))
-        return F.slice(both, 1, keep).alias(name)
+        return F.slice(both, 1, s.max_devices).alias(name)
 
     return joined.select(
         "user_id",
@@ -167,14 +169,16 @@ def run_bare(
     mark=None,
     score=None,
     snapshot: str | None = None,
+    settings=None,
 ) -> str:
     """Read, sequence, join and write ``day`` as one Delta commit; the table's location.
 
     ``mark(phase)``, when given, is called as the job enters its read and its write (the breakdown's phases).
     ``score``, when given, takes the joined frame (with ``action_tokens``) and returns it scored (variant m).
     ``snapshot``, when given, the location of the user baselines whose day before ``day`` each session is scored
-    against and the day folded into (variant u): the scored day kept, then written, then the next snapshot
-    written to ``BARE_STATE`` (a second commit, phase ``publish:user_baselines`` as raksha's).
+    against and the day folded into (variant u), with raksha's ``baseline`` ``settings``: the scored day kept,
+    then written, then the next snapshot written to ``BARE_STATE`` (a second commit, phase
+    ``publish:user_baselines`` as raksha's).
     """
     from pyspark.sql import functions as F
 
@@ -193,7 +197,7 @@ def run_bare(
     if snapshot is not None:
         yesterday = (day - dt.timedelta(days=1)).isoformat()
         before = spark.read.format("delta").load(snapshot).where(F.col("dt") == yesterday)
-        frame = user_scored(frame, before).persist()  # written, then folded
+        frame = user_scored(frame, before, settings).persist()  # written, then folded
     # the file statistics raksha's scored_sessions records (of the columns this table has), not Delta's default;
     # and, as raksha's tables, no Parquet dictionary for columns of nearly distinct values (the ids and times
     # scored_sessions writes plain, and the sessions' continuous features): the session's settings reach the
@@ -202,7 +206,7 @@ def run_bare(
     _write_day(spark, frame, location, day, "scored_sessions")
     if before is not None:
         mark("publish:user_baselines")
-        state = next_snapshot(frame, before, day)
+        state = next_snapshot(frame, before, day, settings)
         _write_day(spark, state, location_of(warehouse, BARE_STATE), day, contract.USER_BASELINES)
         frame.unpersist()
     return location

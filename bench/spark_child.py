@@ -110,12 +110,14 @@ def _run_bare(spark, cfg, clock_phases: PhaseClock, models: bool = False, baseli
     from bare import BARE_STATE, location_of, run_bare
 
     from raksha import contract
+    from raksha.baselines.habits import Settings
 
     score = _models_step(spark, cfg) if models else None
     warehouse = cfg.path("warehouse")
     snapshot = location_of(warehouse, contract.USER_BASELINES) if baselines else None  # child_history's
+    settings = Settings.of(cfg) if baselines else None
     location = run_bare(
-        spark, cfg.path("sessions"), cfg.path("actions"), warehouse, DAY, clock_phases.mark, score, snapshot
+        spark, cfg.path("sessions"), cfg.path("actions"), warehouse, DAY, clock_phases.mark, score, snapshot, settings
     )
     clock_phases.end()
     return {"table": location, "state": location_of(warehouse, BARE_STATE) if baselines else None}
